@@ -1,0 +1,129 @@
+"""All settings of the product, in one place.
+
+Every field has a default that runs the bundled demo offline, and every field can be
+overridden by an environment variable named ``CURATION_<FIELD>`` (upper case), so that
+pointing the product at a new dataset needs no code change. Lists are comma-separated;
+booleans accept 1/0, true/false, yes/no.
+"""
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Where everything the product writes lives unless overridden (``CURATION_DATA_DIR``).
+DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. Paths that are left empty derive from ``data_dir``."""
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = DEFAULT_DATA_DIR
+    inbox_dir: Path | None = None  # files dropped here become raw_scrapes partitions
+    warehouse_path: Path | None = None  # the DuckDB file holding one table per asset
+    decision_store_path: Path | None = None  # SQLite file with append-only decisions
+    models_dir: Path | None = None  # fine-tuned model folders, one per training run
+
+    # --- the task ----------------------------------------------------------------------
+    task_type: str = "classification"  # "classification" (prompt -> label) or "instruction"
+    labels: tuple[str, ...] = ()  # allowed labels; empty = any label
+    column_mapping: dict[str, str] = field(default_factory=dict)  # source col -> prompt/response
+
+    # --- ingest ------------------------------------------------------------------------
+    max_record_bytes: int = 100_000  # records above this size are quarantined
+
+    # --- filtered ----------------------------------------------------------------------
+    min_prompt_chars: int = 8
+    max_prompt_chars: int = 2_000
+    min_response_chars: int = 1
+    max_response_chars: int = 8_000
+
+    # --- review ------------------------------------------------------------------------
+    validation_fraction: float = 0.2  # share of verified examples held out for evaluation
+
+    # --- quality gates (Great Expectations bounds) --------------------------------------
+    max_quarantine_rate: float = 0.10
+    max_rejection_rate: float = 0.40
+    min_verified_examples: int = 100
+    min_validation_examples: int = 20
+
+    # --- fine-tune ---------------------------------------------------------------------
+    base_model: str = "auto"  # hub id or local path; "auto" = packaged all-MiniLM-L6-v2
+    epochs: float = 8.0
+    learning_rate: float = 1e-4
+    batch_size: int = 32
+    max_length: int = 64
+    seed: int = 13
+    require_gpu: bool = False
+
+    # --- schedule ----------------------------------------------------------------------
+    nightly_cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        base = Path(self.data_dir)
+        object.__setattr__(self, "data_dir", base)
+        defaults = {
+            "inbox_dir": base / "inbox",
+            "warehouse_path": base / "warehouse.duckdb",
+            "decision_store_path": base / "decisions.sqlite",
+            "models_dir": base / "models",
+        }
+        for name, default in defaults.items():
+            value = getattr(self, name)
+            object.__setattr__(self, name, Path(value) if value else default)
+
+    @property
+    def inbox(self) -> Path:
+        return Path(self.inbox_dir)  # type: ignore[arg-type]
+
+    @property
+    def warehouse(self) -> Path:
+        return Path(self.warehouse_path)  # type: ignore[arg-type]
+
+    @property
+    def decision_store(self) -> Path:
+        return Path(self.decision_store_path)  # type: ignore[arg-type]
+
+    @property
+    def models(self) -> Path:
+        return Path(self.models_dir)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings from defaults, then ``CURATION_*`` variables, then ``overrides``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"CURATION_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _parse(f.name, f.type, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    def describe(self) -> dict[str, str]:
+        """Flat, printable view (for asset metadata and the CLI)."""
+        return {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _parse(name: str, annotation: Any, raw: str) -> Any:
+    type_name = getattr(annotation, "__name__", str(annotation))
+    if "tuple" in str(annotation):
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if "dict" in str(annotation):
+        pairs = [item.split("=", 1) for item in raw.split(",") if "=" in item]
+        return {k.strip(): v.strip() for k, v in pairs}
+    if type_name == "bool":
+        if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
+            raise ValueError(f"CURATION_{name.upper()} must be a boolean, got {raw!r}")
+        return raw.lower() in {"1", "true", "yes"}
+    if type_name == "int":
+        return int(raw)
+    if type_name == "float":
+        return float(raw)
+    return raw

@@ -1,0 +1,1 @@
+"""Curation logic: plain Python and DuckDB SQL, no Dagster imports (tested alone)."""

@@ -1,0 +1,128 @@
+"""Row-level lineage: where every raw record went, from its file line to the models.
+
+``build_example_lineage`` writes one row per raw unit (record or quarantined line);
+``trace`` answers "what happened to this example?" for one id (an ``example_id`` or a
+``record_id`` such as ``batch.jsonl:17``), decisions history included.
+"""
+
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from curation_assets.core.registry import ensure_registry
+from curation_assets.core.review import register_decisions
+from curation_assets.core.warehouse import ensure_tables, table_exists
+
+_LINEAGE_SQL = """
+CREATE OR REPLACE TABLE example_lineage AS
+WITH rej AS (
+    SELECT record_id, string_agg(rule, ', ' ORDER BY rule) AS rules,
+           string_agg(reason, '; ' ORDER BY rule) AS reasons
+    FROM rejections GROUP BY record_id
+),
+trained AS (
+    SELECT example_id, string_agg(model_id || ' (' || split || ')', ', ' ORDER BY model_id)
+               AS models
+    FROM model_examples GROUP BY example_id
+),
+dec AS (
+    SELECT example_id, count(*) AS decisions,
+           arg_max(reviewer || ': ' || decision, decision_id) AS last_decision
+    FROM _decisions GROUP BY example_id
+)
+SELECT r.record_id, r.example_id, r.batch, r.source_file, r.line_no,
+       CASE WHEN rej.record_id IS NULL THEN 'kept' ELSE 'rejected' END AS filter_status,
+       rej.rules AS rejected_by, rej.reasons AS rejection_reasons,
+       q.priority AS queue_priority, q.review_status,
+       coalesce(dec.decisions, 0) AS decisions, dec.last_decision,
+       v.example_id IS NOT NULL AS verified, v.split,
+       trained.models AS trained_in
+FROM raw_scrapes r
+LEFT JOIN rej USING (record_id)
+LEFT JOIN review_queue q ON q.record_id = r.record_id
+LEFT JOIN dec ON dec.example_id = r.example_id AND rej.record_id IS NULL
+LEFT JOIN verified v ON v.example_id = r.example_id AND rej.record_id IS NULL
+LEFT JOIN trained ON trained.example_id = r.example_id AND rej.record_id IS NULL
+UNION ALL
+SELECT batch || ':' || coalesce(line_no::VARCHAR, 'file'), NULL, batch, source_file, line_no,
+       'quarantined', NULL, reason, NULL, NULL, 0, NULL, FALSE, NULL, NULL
+FROM quarantine
+"""
+
+
+def build_example_lineage(con: duckdb.DuckDBPyConnection, decisions: pd.DataFrame) -> None:
+    """Rebuild ``example_lineage``: one row per raw record or quarantined line."""
+    ensure_tables(con)
+    ensure_registry(con)
+    for name in ("rejections", "review_queue", "verified"):
+        if not table_exists(con, name):
+            raise RuntimeError(f"table {name} is missing: materialize the review stages first")
+    register_decisions(con, decisions)
+    con.execute(_LINEAGE_SQL)
+
+
+def trace(con: duckdb.DuckDBPyConnection, decisions: pd.DataFrame, key: str) -> dict[str, Any]:
+    """Everything known about one example id or record id, stage by stage."""
+    sections: dict[str, Any] = {}
+
+    def rows(sql: str, params: list) -> list[dict]:
+        return _records(con.execute(sql, params).df())
+
+    raw = rows(
+        "SELECT record_id, example_id, batch, source_file, line_no, source, prompt, response, "
+        "ingested_at FROM raw_scrapes WHERE example_id = ? OR record_id = ? ORDER BY record_id",
+        [key, key],
+    )
+    example_ids = sorted({r["example_id"] for r in raw}) or [key]
+    sections["raw_scrapes"] = raw
+    sections["quarantine"] = rows(
+        "SELECT batch, source_file, line_no, reason FROM quarantine "
+        "WHERE batch || ':' || line_no = ?",
+        [key],
+    )
+    ids = example_ids
+    placeholders = ", ".join("?" for _ in ids)
+    for name, sql in {
+        "rejections": f"SELECT record_id, rule, reason FROM rejections "
+        f"WHERE example_id IN ({placeholders}) ORDER BY record_id, rule",
+        "filtered": f"SELECT record_id, example_id FROM filtered "
+        f"WHERE example_id IN ({placeholders})",
+        "review_queue": f"SELECT example_id, priority, queue, queue_reason, review_status "
+        f"FROM review_queue WHERE example_id IN ({placeholders})",
+        "reviewed": f"SELECT example_id, response, original_response, edited, decided_by, "
+        f"decided_by_role FROM reviewed WHERE example_id IN ({placeholders})",
+        "verified": f"SELECT example_id, response, verified_by, split FROM verified "
+        f"WHERE example_id IN ({placeholders})",
+        "models": f"SELECT m.model_id, m.created_at, me.split FROM model_examples me "
+        f"JOIN models m USING (model_id) WHERE me.example_id IN ({placeholders}) "
+        f"ORDER BY m.created_at",
+    }.items():
+        table = "model_examples" if name == "models" else name
+        sections[name] = rows(sql, ids) if table_exists(con, table) else []
+    history = decisions[decisions["example_id"].isin(ids)] if len(decisions) else decisions
+    sections["decisions"] = _records(history)
+    sections["summary"] = _summary(sections)
+    return sections
+
+
+def _summary(s: dict[str, Any]) -> str:
+    if s["quarantine"] and not s["raw_scrapes"]:
+        return f"quarantined at ingest: {s['quarantine'][0]['reason']}"
+    if not s["raw_scrapes"]:
+        return "unknown id: not in raw_scrapes or quarantine"
+    if not s["filtered"]:
+        reasons = "; ".join(f"{r['rule']} ({r['reason']})" for r in s["rejections"])
+        return f"rejected by filters: {reasons}"
+    if s["models"]:
+        return f"verified and used to train {len(s['models'])} model(s)"
+    if s["verified"]:
+        return f"verified ({s['verified'][0]['split']} split), not yet in a trained model"
+    if s["reviewed"]:
+        return "accepted in review, awaiting expert verification"
+    status = s["review_queue"][0]["review_status"] if s["review_queue"] else "not queued"
+    return f"kept by filters; review status: {status}"
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")

@@ -1,0 +1,54 @@
+"""The code location: every stage's assets, checks, sensors, schedules and resources."""
+
+import dagster as dg
+
+from curation_assets.automation import (
+    automation_sensor,
+    curate_job,
+    ingest_job,
+    nightly_refresh,
+    refresh_job,
+)
+from curation_assets.config import Settings
+from curation_assets.resources import build_resources
+from curation_assets.stages import filtered, ingest, lineage, review, training
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """Definitions for ``settings`` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    return dg.Definitions(
+        assets=[
+            ingest.ingest_inbox_file,
+            filtered.filter_raw_scrapes,
+            review.review_decisions,
+            review.review_queue,
+            review.reviewed,
+            review.verified,
+            training.fine_tuned_model,
+            training.model_evaluation,
+            lineage.example_lineage,
+        ],
+        asset_checks=[
+            ingest.raw_scrapes_check,
+            filtered.filtered_check,
+            review.review_queue_check,
+            review.reviewed_check,
+            review.verified_check,
+            training.fine_tuned_model_check,
+            training.model_evaluation_check,
+            lineage.example_lineage_check,
+        ],
+        jobs=[ingest_job, curate_job, refresh_job],
+        schedules=[nightly_refresh(settings)],
+        sensors=[ingest.inbox_sensor, review.decisions_sensor, automation_sensor],
+        resources={
+            **build_resources(settings),
+            "pipes_subprocess_client": dg.PipesSubprocessClient(),
+        },
+        # One process per run, not per step: a re-import per step costs ~20 s each here.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()
