@@ -3,12 +3,16 @@
 import dagster as dg
 
 from curation_assets.config import Settings
-from curation_assets.stages.ingest import inbox_files, inbox_requests
+from curation_assets.stages.ingest import inbox_requests
+
+INGEST_KEYS = [dg.AssetKey("raw_scrapes"), dg.AssetKey("quarantine")]
+REFRESH_KEYS = [dg.AssetKey("filtered"), dg.AssetKey("rejections"), dg.AssetKey("review_queue")]
+INGEST = dg.AssetSelection.assets(*INGEST_KEYS)
+REFRESH = dg.AssetSelection.assets(*REFRESH_KEYS)
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
-    selection=dg.AssetSelection.assets("raw_scrapes", "quarantine"),
-    partitions_def=inbox_files,
+    selection=INGEST,
     description="Ingest one inbox file (one partition of raw_scrapes and quarantine).",
 )
 
@@ -25,7 +29,7 @@ curate_job = dg.define_asset_job(
 
 refresh_job = dg.define_asset_job(
     "refresh_job",
-    selection=dg.AssetSelection.assets("filtered", "rejections", "review_queue"),
+    selection=REFRESH,
     description="Re-filter everything ingested and refresh the review queue.",
 )
 
@@ -49,25 +53,26 @@ def nightly_refresh(settings: Settings) -> dg.ScheduleDefinition:
         name="nightly_refresh",
         cron_schedule=settings.nightly_cron,
         execution_timezone=settings.timezone,
-        job=refresh_job,
+        target=INGEST | REFRESH,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Nightly refresh at '{settings.nightly_cron}' ({settings.timezone}).",
     )
     def _nightly(context: dg.ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time
         ingest, _ = inbox_requests(context.instance, settings, None)
+        for request in ingest.dynamic_partitions_requests:
+            context.instance.add_dynamic_partitions(
+                request.partitions_def_name, list(request.partition_keys or [])
+            )
         if ingest.run_requests:
-            ingest_runs = [
+            return [
                 dg.RunRequest(
-                    job_name="ingest_job",
+                    run_key=f"nightly:{tick}:{r.partition_key}",
                     partition_key=r.partition_key,
-                    run_key=f"nightly:{context.scheduled_execution_time}:{r.partition_key}",
+                    asset_selection=INGEST_KEYS,
                 )
                 for r in ingest.run_requests
             ]
-            return dg.SensorResult(
-                run_requests=ingest_runs,
-                dynamic_partitions_requests=ingest.dynamic_partitions_requests,
-            )
-        return dg.RunRequest(run_key=f"nightly:{context.scheduled_execution_time}")
+        return dg.RunRequest(run_key=f"nightly:{tick}", asset_selection=list(REFRESH_KEYS))
 
     return _nightly

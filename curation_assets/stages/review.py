@@ -184,6 +184,8 @@ def verified(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeR
 def decisions_sensor(context: dg.SensorEvaluationContext, settings: SettingsParam):
     count, newest = decisions.high_water_mark(settings.decision_store)
     marker = f"{count}:{newest}"
+    if count == 0:
+        return dg.SkipReason(f"the decision store {settings.decision_store} is empty")
     if context.cursor == marker:
         return dg.SkipReason(f"no new decisions ({count} in the store)")
     context.update_cursor(marker)

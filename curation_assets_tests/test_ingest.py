@@ -1,0 +1,122 @@
+"""Ingest: every line of a dropped file becomes a record or a quarantine row with a reason."""
+
+import json
+from datetime import datetime
+
+import datasets
+import pandas as pd
+import pytest
+
+from curation_assets.core import ingest
+from curation_assets.core.records import example_id, resolve_columns, to_canonical
+
+
+def _write_jsonl(path, lines: list[bytes]):
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_malformed_lines_are_quarantined_with_line_and_reason(tmp_path):
+    path = _write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            json.dumps({"text": "where is my card", "label": "card_arrival"}).encode(),
+            b'{"text": "broken',
+            b"\xff\xfe not utf-8",
+            b"[1, 2]",
+            json.dumps({"text": "no label here"}).encode(),
+            json.dumps({"text": "", "label": ""}).encode(),
+            json.dumps({"text": "x" * 500, "label": "a"}).encode(),
+        ],
+    )
+    result = ingest.read_file(path, {}, max_record_bytes=300)
+    assert list(result.records["prompt"]) == ["where is my card"]
+    reasons = dict(zip(result.quarantine["line_no"], result.quarantine["reason"], strict=True))
+    assert reasons[2].startswith("malformed JSON")
+    assert reasons[3].startswith("invalid UTF-8")
+    assert "not an object" in reasons[4]
+    assert reasons[5] == "missing required field: response"
+    assert reasons[6].startswith("empty record")
+    assert reasons[7].startswith("oversized record")
+    assert result.units_read == len(result.records) + len(result.quarantine) == 7
+
+
+def test_csv_wrong_field_count_and_encoding(tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_bytes(b'text,category\nhello there,a\n"two\nlines",b\nx,y,z\n\xff,c\n')
+    result = ingest.read_file(path, {}, 10_000)
+    assert list(result.records["line_no"]) == [2, 3]
+    assert result.records["prompt"].tolist() == ["hello there", "two\nlines"]
+    assert set(result.quarantine["reason"]) == {
+        "expected 2 fields, got 3",
+        "invalid UTF-8 encoding",
+    }
+
+
+def test_unreadable_and_unsupported_files_become_one_quarantine_row(tmp_path):
+    bad_parquet = tmp_path / "c.parquet"
+    bad_parquet.write_bytes(b"not a parquet file")
+    unknown = tmp_path / "d.xml"
+    unknown.write_text("<x/>")
+    for path, start in ((bad_parquet, "unreadable file"), (unknown, "unsupported format")):
+        result = ingest.read_file(path, {}, 10_000)
+        assert result.records.empty
+        assert len(result.quarantine) == 1
+        assert result.quarantine["reason"][0].startswith(start)
+
+
+def test_parquet_and_hf_dataset_are_read(tmp_path):
+    frame = pd.DataFrame(
+        {"question": ["what is two plus two", "capital of France"], "answer": ["4", "Paris"]}
+    )
+    frame.to_parquet(tmp_path / "e.parquet")
+    datasets.Dataset.from_pandas(frame).save_to_disk(str(tmp_path / "f_dataset"))
+    for path in (tmp_path / "e.parquet", tmp_path / "f_dataset"):
+        result = ingest.read_file(path, {}, 10_000)
+        assert result.records["response"].tolist() == ["4", "Paris"]
+        assert result.quarantine.empty
+    assert [p.name for p in ingest.list_inbox(tmp_path)] == ["e.parquet", "f_dataset"]
+
+
+def test_column_mapping_from_config_wins(tmp_path):
+    cols = resolve_columns(
+        ["utterance_text", "gold", "label"], {"utterance_text": "prompt", "gold": "response"}
+    )
+    assert cols["prompt"] == "utterance_text" and cols["response"] == "gold"
+    frame = pd.DataFrame({"foo": ["a"], "bar": ["b"]})
+    _, problem = to_canonical(frame, {})
+    assert problem and "CURATION_COLUMN_MAPPING" in problem
+
+
+def test_instruction_input_is_appended_unless_a_no_input_marker():
+    frame = pd.DataFrame(
+        {"instruction": ["Sum", "Sum"], "input": ["2 and 3", "<noinput>"], "output": ["5", "?"]}
+    )
+    canonical, _ = to_canonical(frame, {})
+    assert canonical["prompt"].tolist() == ["Sum\n\n2 and 3", "Sum"]
+
+
+def test_example_id_is_stable_under_case_and_whitespace():
+    assert example_id("Where is  my card?", "a") == example_id(" where is my card? ", "a")
+    assert example_id("Where is my card?", "a") != example_id("Where is my card?", "b")
+
+
+def test_store_batch_is_idempotent(tmp_path, con):
+    path = _write_jsonl(
+        tmp_path / "a.jsonl",
+        [json.dumps({"text": f"message number {i}", "label": "a"}).encode() for i in range(5)]
+        + [b"{oops"],
+    )
+    for _ in range(2):
+        ingest.store_batch(con, ingest.read_file(path, {}, 10_000), datetime(2026, 1, 1))
+    assert con.sql("SELECT count(*) FROM raw_scrapes").fetchall()[0][0] == 5
+    assert con.sql("SELECT count(*) FROM quarantine").fetchall()[0][0] == 1
+    assert con.sql("SELECT units_read FROM ingest_batches").fetchall() == [(6,)]
+
+
+@pytest.mark.parametrize("name", ["x.jsonl", "x.csv"])
+def test_empty_file_reads_zero_units(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("text,label\n" if name.endswith("csv") else "")
+    result = ingest.read_file(path, {}, 100)
+    assert result.units_read == 0
