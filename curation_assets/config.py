@@ -14,6 +14,20 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+#: The bundled demo's label set (10 confusable banking77 intents).
+DEMO_LABELS = (
+    "card_arrival",
+    "card_delivery_estimate",
+    "card_not_working",
+    "compromised_card",
+    "declined_card_payment",
+    "lost_or_stolen_card",
+    "pending_card_payment",
+    "pending_transfer",
+    "top_up_failed",
+    "transfer_not_received_by_recipient",
+)
+
 #: Where everything the product writes lives unless overridden (``CURATION_DATA_DIR``).
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
 
@@ -31,7 +45,7 @@ class Settings:
 
     # --- the task ----------------------------------------------------------------------
     task_type: str = "classification"  # "classification" (prompt -> label) or "instruction"
-    labels: tuple[str, ...] = ()  # allowed labels; empty = any label
+    labels: tuple[str, ...] = DEMO_LABELS  # allowed labels; empty = any label
     column_mapping: dict[str, str] = field(default_factory=dict)  # source col -> prompt/response
 
     # --- ingest ------------------------------------------------------------------------

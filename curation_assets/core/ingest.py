@@ -15,6 +15,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from curation_assets.core.records import example_id_sql, to_canonical
 from curation_assets.core.warehouse import ensure_tables
@@ -108,15 +110,15 @@ def read_file(path: Path, mapping: dict[str, str], max_record_bytes: int) -> Ing
     if frame.empty:
         records = pd.DataFrame(columns=RECORD_COLUMNS)
     else:
+        originals = _originals(frame)  # before mapping adds canonical columns
+        raw = frame.get("__raw", originals)
         canonical, problem = to_canonical(frame, mapping)
         if problem is not None:
-            whole = pd.DataFrame(
-                {"line_no": frame["__line_no"], "reason": problem, "raw": _originals(frame)}
-            )
+            whole = pd.DataFrame({"line_no": frame["__line_no"], "reason": problem, "raw": raw})
             quarantine = pd.concat([quarantine, whole], ignore_index=True)
             records = pd.DataFrame(columns=RECORD_COLUMNS)
         else:
-            records, rejected = _validate(canonical, max_record_bytes, path.stem)
+            records, rejected = _validate(canonical, originals, raw, max_record_bytes, path.stem)
             quarantine = pd.concat([quarantine, rejected], ignore_index=True)
     quarantine.insert(0, "batch", batch)
     quarantine.insert(1, "source_file", str(path))
@@ -185,6 +187,7 @@ def _read_jsonl(data: bytes) -> tuple[pd.DataFrame, list[tuple[int, str, str]]]:
             )
             continue
         value["__line_no"] = line_no
+        value["__raw"] = text
         rows.append(value)
     return pd.DataFrame(rows), bad
 
@@ -250,11 +253,17 @@ def _read_hf_dataset(path: Path) -> pd.DataFrame:
 
 
 def _validate(
-    frame: pd.DataFrame, max_record_bytes: int, default_source: str
+    frame: pd.DataFrame,
+    originals: pd.Series,
+    raw: pd.Series,
+    max_record_bytes: int,
+    default_source: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split canonical rows into usable records and quarantine rows (vectorized)."""
-    originals = _originals(frame)
-    sizes = originals.str.len()
+    sizes = pd.Series(
+        pc.binary_length(pa.array(originals, type=pa.large_string())).to_numpy(),
+        index=frame.index,
+    )
     prompt_blank = frame["prompt"].isna() | (frame["prompt"].fillna("").str.strip() == "")
     response_blank = frame["response"].isna() | (frame["response"].fillna("").str.strip() == "")
     reason = pd.Series(None, index=frame.index, dtype="object")
@@ -270,7 +279,7 @@ def _validate(
         {
             "line_no": frame.loc[bad, "__line_no"],
             "reason": reason[bad],
-            "raw": originals[bad].str.slice(0, RAW_PREVIEW_CHARS),
+            "raw": raw[bad].str.slice(0, RAW_PREVIEW_CHARS),
         }
     )
     good = frame.loc[~bad]
@@ -292,8 +301,8 @@ def _validate(
 
 
 def _originals(frame: pd.DataFrame) -> pd.Series:
-    """The original fields of each row as a JSON object string."""
-    fields = frame.drop(columns=["__line_no", "prompt", "response"], errors="ignore")
+    """The original fields of each row as a JSON object string (helper columns dropped)."""
+    fields = frame.drop(columns=[c for c in frame.columns if str(c).startswith("__")])
     text = fields.to_json(orient="records", lines=True, force_ascii=False, default_handler=str)
     lines = text.splitlines() if text else []
     return pd.Series(lines, index=frame.index, dtype="object")

@@ -1,0 +1,116 @@
+"""End to end on real DuckDB files and a real Dagster instance, with a tiny model.
+
+The whole graph materializes and counts add up; a bad batch fails a blocking check so the
+fine-tune does not run in the same run, and a later run of the fine-tune alone refuses.
+"""
+
+import json
+
+import dagster as dg
+import duckdb
+import pytest
+
+from curation_assets.core import decisions
+from curation_assets.definitions import build_definitions
+from curation_assets.pipeline import run_everything
+from curation_assets_tests.fixtures import (
+    make_rows,
+    small_settings,
+    write_csv,
+    write_decisions,
+    write_inbox,
+)
+from curation_assets_tests.tiny_models import build_tiny_classifier_base
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    rows = make_rows(40, seed=1)
+    return build_tiny_classifier_base(tmp_path_factory.mktemp("base"),
+                                      [r["text"] for r in rows])
+
+
+@pytest.fixture
+def world(tmp_path, tiny_base):
+    """Two inbox files (JSONL with broken lines, CSV with overlap) and the decisions."""
+    settings = small_settings(tmp_path / "data", base_model=str(tiny_base))
+    rows = make_rows(30)
+    write_inbox(settings.inbox, rows[:60])
+    write_csv(settings.inbox, rows[55:] + rows[:3])
+    decisions.import_file(write_decisions(tmp_path / "d.jsonl", rows), settings.decision_store)
+    with dg.instance_for_test() as instance:
+        yield settings, instance, rows
+
+
+def _scalar(settings, sql):
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        return con.sql(sql).fetchall()[0][0]
+
+
+def test_whole_graph_materializes_and_counts_add_up(world):
+    settings, instance, rows = world
+    out = run_everything(settings, instance)
+    assert out["success"], "\n".join(out["lines"])
+    assert {"filtered", "review_queue", "reviewed", "verified", "fine_tuned_model",
+            "model_evaluation", "example_lineage"} <= set(out["materialized"])
+    assert out["failed_checks"] == []
+
+    units = _scalar(settings, "SELECT sum(units_read) FROM ingest_batches")
+    kept = _scalar(settings, "SELECT count(*) FROM filtered")
+    rejected = _scalar(settings, "SELECT count(DISTINCT record_id) FROM rejections")
+    quarantined = _scalar(settings, "SELECT count(*) FROM quarantine")
+    assert units == kept + rejected + quarantined == 60 + 3 + 5 + 3
+    assert (kept, rejected, quarantined) == (90, 8, 3)
+    assert _scalar(settings, "SELECT count(*) FROM example_lineage") == units
+
+    # the model saw only verified train rows; its validation rows are disjoint
+    trained = _scalar(settings, "SELECT count(*) FROM model_examples WHERE split = 'train'")
+    assert trained == _scalar(settings, "SELECT count(*) FROM verified WHERE split = 'train'")
+    assert _scalar(settings, "SELECT count(*) FROM model_examples me JOIN verified v "
+                             "USING (example_id) WHERE me.split != v.split") == 0
+    accuracy = _scalar(settings, "SELECT accuracy FROM model_evaluations")
+    assert 0.0 <= accuracy <= 1.0
+    manifest = json.loads(
+        (settings.models.iterdir().__next__() / "training_manifest.json").read_text())
+    assert manifest["train_examples"] == trained
+
+
+def test_bad_batch_blocks_the_fine_tune_in_the_same_run_and_later(world):
+    settings, instance, _ = world
+    assert run_everything(settings, instance)["success"]
+    # a new batch whose labels are mostly outside the allowed set
+    bad = [{"text": f"totally unrelated message {i}", "label": "weather"} for i in range(40)]
+    write_inbox(settings.inbox, bad, name="z_bad.jsonl", bad_lines=0)
+    out = run_everything(settings, instance)
+    assert not out["success"]
+    assert "filtered:expectations" in out["failed_checks"]
+    assert "fine_tuned_model" not in out["materialized"]
+    assert "verified" not in out["materialized"]
+
+    # launching the fine-tune alone (as from the UI) must refuse, with a clear message
+    job = build_definitions(settings).resolve_job_def("curate_job")
+    alone = job.execute_in_process(instance=instance, raise_on_error=False,
+                                   asset_selection=[dg.AssetKey("fine_tuned_model")])
+    assert not alone.success
+    failure = alone.get_step_failure_events()[0].step_failure_data.error
+    assert "Refusing to materialize fine_tuned_model" in str(failure.message)
+    assert "filtered:expectations FAILED" in str(failure.message)
+
+
+def test_fine_tune_refuses_when_checks_never_ran(world):
+    settings, instance, _ = world
+    job = build_definitions(settings).resolve_job_def("curate_job")
+    alone = job.execute_in_process(instance=instance, raise_on_error=False,
+                                   asset_selection=[dg.AssetKey("fine_tuned_model")])
+    assert not alone.success
+    message = str(alone.get_step_failure_events()[0].step_failure_data.error.message)
+    assert "has no completed evaluation" in message
+
+
+def test_reingesting_the_same_file_adds_nothing(world):
+    settings, instance, _ = world
+    run_everything(settings, instance, skip_training=True)
+    before = _scalar(settings, "SELECT count(*) FROM raw_scrapes")
+    run_everything(settings, instance, skip_training=True)
+    assert _scalar(settings, "SELECT count(*) FROM raw_scrapes") == before
+    assert _scalar(settings, "SELECT count(*) FROM quarantine") == 3

@@ -1,0 +1,799 @@
+"""Build the bundled demo data in ``curation_assets/sample_data/`` (deterministic, seeded).
+
+Reads banking77 (10 confusable card and transfer intents) and CLINC150 out-of-scope
+messages from the shared data folder, which exists on dev machines only, and writes a noisy
+"scrape" split over three inbox files, the decisions of two reviewers and an expert, and a
+manifest holding the truth about every noisy row. The output is committed: the product
+never reads the shared folder at run time.
+
+    python scripts/build_sample_data.py [--shared ../shared/data] [--out DIR]
+"""
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import random
+import re
+import shutil
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation_assets.core.records import example_id
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SHARED = ROOT.parent / "shared" / "data"
+DEFAULT_OUT = ROOT / "curation_assets" / "sample_data"
+SEED = 77
+
+LABELS = (
+    "card_arrival",
+    "card_delivery_estimate",
+    "card_not_working",
+    "lost_or_stolen_card",
+    "compromised_card",
+    "declined_card_payment",
+    "pending_card_payment",
+    "transfer_not_received_by_recipient",
+    "pending_transfer",
+    "top_up_failed",
+)
+#: Which wrong label a careless labeller picks for each intent.
+CONFUSABLE = {
+    "card_arrival": ("card_delivery_estimate",),
+    "card_delivery_estimate": ("card_arrival",),
+    "card_not_working": ("declined_card_payment",),
+    "lost_or_stolen_card": ("compromised_card",),
+    "compromised_card": ("lost_or_stolen_card",),
+    "declined_card_payment": ("pending_card_payment", "card_not_working"),
+    "pending_card_payment": ("declined_card_payment",),
+    "transfer_not_received_by_recipient": ("pending_transfer",),
+    "pending_transfer": ("transfer_not_received_by_recipient", "top_up_failed"),
+    "top_up_failed": ("pending_transfer",),
+}
+#: What each intent is about, in the words a reviewer would write in a note.
+ABOUT = {
+    "card_arrival": "the card was ordered and has not arrived",
+    "card_delivery_estimate": "asks how long card delivery takes",
+    "card_not_working": "the card itself does not work",
+    "lost_or_stolen_card": "the card was lost or stolen",
+    "compromised_card": "card details were used by someone else",
+    "declined_card_payment": "a card payment was declined",
+    "pending_card_payment": "a card payment is still pending",
+    "transfer_not_received_by_recipient": "the recipient has not got the transfer",
+    "pending_transfer": "the transfer is still pending",
+    "top_up_failed": "a top-up failed",
+}
+
+JSONL, CSV, PARQUET = (
+    "2026-11-01_support_tickets.jsonl",
+    "2026-11-08_helpdesk_export.csv",
+    "2026-11-15_chat_logs.parquet",
+)
+FILES = (JSONL, CSV, PARQUET)
+FILE_SHARES = (0.40, 0.30, 0.30)
+SOURCES = {JSONL: ("email", "web_form", "app_feedback"), PARQUET: ("chat_widget", "in_app_chat")}
+
+MIN_PROMPT_CHARS = 8  # Settings.min_prompt_chars
+SWAP_RATE = 0.08  # of the banking rows
+OFF_TOPIC_PER_FILE = 20
+SHORT_PROMPTS = ("hi", "?", "help", "hello?", "card!!", "urgent")
+#: How a label goes outside the allowed set (two per file).
+BAD_LABELS = ("typo", "title_case", "unknown", "hyphens", "other", "upper_case")
+#: Duplicates: (scope, variant, count). Copies always come after their original.
+DUPLICATE_PLAN = (
+    ("within_file", "exact", 24),
+    ("cross_file", "exact", 24),
+    ("within_file", "case", 6),
+    ("within_file", "whitespace", 5),
+    ("cross_file", "case", 6),
+    ("cross_file", "whitespace", 5),
+)
+
+REVIEWERS = ("alice", "bob")
+EXPERT = "dr_chen"
+N_REVIEWED = 900
+REVIEWER_ERROR_RATE = 0.03
+EXPERT_PER_LABEL = 55
+REVIEW_DAYS = ("2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19")
+EXPERT_DAYS = ("2026-11-20", "2026-11-23", "2026-11-24")
+
+
+@dataclass(eq=False)
+class Row:
+    """One line or row of an inbox file, with the truth about it."""
+
+    text: str | None
+    label: str | None
+    true_label: str | None  # None: off-topic or not a request at all
+    noise: str | None = None  # None: a clean row
+    detail: dict = field(default_factory=dict)
+    source: str | None = None
+    raw: bytes | None = None  # a broken line, written verbatim
+    dup_of: "Row | None" = None
+    file: str = ""
+    line_no: int = 0
+    example_id: str | None = None
+
+
+def normalize(text: str) -> str:
+    """The identity normalization of ``core.records`` (NFC, lower case, collapsed spaces)."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text).strip()).lower()
+
+
+def load_banking(path: Path) -> list[tuple[str, str]]:
+    """banking77 rows of the ten intents, first copy of each normalized text only."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = [(r["text"], r["category"]) for r in csv.DictReader(handle)]
+    seen: set[str] = set()
+    kept = []
+    for text, label in rows:
+        if label in LABELS and normalize(text) not in seen:
+            seen.add(normalize(text))
+            kept.append((text, label))
+    return kept
+
+
+def load_oos(path: Path, banking: list[tuple[str, str]]) -> list[str]:
+    """CLINC150 ``oos_train`` messages that are long enough and not banking77 texts."""
+    taken = {normalize(t) for t, _ in banking}
+    texts = [t for t, _ in json.loads(path.read_text(encoding="utf-8"))["oos_train"]]
+    return [t for t in texts if len(t.strip()) >= MIN_PROMPT_CHARS and normalize(t) not in taken]
+
+
+def _take(
+    pool: list[tuple[str, str]], ok: Callable[[str], bool], label: str | None = None
+) -> tuple[str, str]:
+    """Remove and return the first pool item whose text satisfies ``ok`` (and has ``label``)."""
+    for index, (text, item_label) in enumerate(pool):
+        if ok(text) and label in (None, item_label):
+            return pool.pop(index)
+    raise ValueError("no banking row fits")
+
+
+def _plain(text: str) -> bool:
+    return text == text.strip() and not re.search(r"[\"'\n\r,]", text)
+
+
+def broken_rows(pool: list[tuple[str, str]]) -> dict[str, list[Row]]:
+    """Lines and rows that ingest must quarantine, per file."""
+    out: dict[str, list[Row]] = {JSONL: [], CSV: [], PARQUET: []}
+
+    def add(file: str, kind: str, raw: bytes | None, text: str | None, label: str | None) -> None:
+        true = label if label in LABELS else None
+        out[file].append(Row(text, None, true, "quarantined", {"kind": kind}, raw=raw))
+
+    text, label = _take(pool, _plain)
+    line = json.dumps({"text": text, "label": label, "source": "email"})
+    add(JSONL, "malformed_json", line[: len(line) * 2 // 3].encode(), text, label)
+    text, label = _take(pool, _plain)
+    line = f"{{'text': '{text}', 'label': '{label}', 'source': 'web_form'}}"
+    add(JSONL, "malformed_json", line.encode(), text, label)
+    text, label = _take(pool, _plain)
+    line = json.dumps({"text": text, "label": label, "source": "email"})[:-1] + ", }"
+    add(JSONL, "malformed_json", line.encode(), text, label)
+    text = "My card payment was declined at the café this morning, why?"
+    line = json.dumps(
+        {"text": text, "label": "declined_card_payment", "source": "email"}, ensure_ascii=False
+    )
+    add(JSONL, "invalid_utf8", line.encode("cp1252"), text, "declined_card_payment")
+    text, label = _take(pool, _plain)
+    add(JSONL, "json_array", json.dumps([text, label]).encode(), text, label)
+    text, label = _take(pool, _plain)
+    line = json.dumps({"text": text, "label": None, "source": "app_feedback"})
+    add(JSONL, "missing_label", line.encode(), text, label)
+    text, label = _take(pool, _plain)
+    add(JSONL, "missing_label", json.dumps({"text": text, "source": "email"}).encode(), text, label)
+    add(JSONL, "empty_record", b"{}", None, None)
+
+    text, label = _take(pool, lambda t: "," in t and _plain(t.replace(",", "")))
+    add(CSV, "wrong_field_count", f"{text},{label}".encode(), text, label)
+    text, label = _take(pool, _plain)
+    add(CSV, "wrong_field_count", text.encode(), text, label)
+    text, label = _take(pool, _plain)
+    add(CSV, "wrong_field_count", f"{text},{label},escalated".encode(), text, label)
+
+    text, label = _take(pool, _plain)
+    out[PARQUET].append(Row(text, None, label, "quarantined", {"kind": "missing_label"}))
+    return out
+
+
+def _bad_label(label: str, kind: str) -> str:
+    """A label outside the allowed set, the way a person or an export mangles one."""
+    if kind == "typo":
+        doubled = re.search(r"(.)\1", label)
+        return label[: doubled.start()] + label[doubled.start() + 1 :] if doubled else label[:-1]
+    words = label.replace("_", " ")
+    return {
+        "title_case": words.title(),
+        "hyphens": label.replace("_", "-"),
+        "upper_case": words.upper(),
+    }.get(kind, kind)
+
+
+def _variant(rng: random.Random, text: str, kind: str) -> str:
+    """A copy of ``text`` that differs only in case or whitespace (same example id)."""
+    if kind == "exact":
+        return text
+    if kind == "case":
+        options = [text.lower(), text.upper(), text[:1].lower() + text[1:]]
+    else:
+        options = ["  " + text, text + " ", text.replace(" ", "  ", 1), text.replace(" ", "\t", 1)]
+    options = [o for o in options if o != text and normalize(o) == normalize(text)]
+    return rng.choice(options)
+
+
+def build_scrape(
+    rng: random.Random, banking: list[tuple[str, str]], oos: list[str]
+) -> dict[str, list[Row]]:
+    """The rows of each inbox file, in file order, noise injected."""
+    pool = list(banking)
+    rng.shuffle(pool)
+    broken = broken_rows(pool)
+    files: dict[str, list[Row]] = {name: [] for name in FILES}
+    for i, name in enumerate(FILES):
+        for kind in BAD_LABELS[2 * i : 2 * i + 2]:
+            if kind in ("typo", "title_case"):
+                text, label = _take(pool, lambda t: True, "card_arrival")
+            else:
+                text, label = pool.pop()
+            files[name].append(Row(text, _bad_label(label, kind), label, "label_not_allowed"))
+        for prompt in SHORT_PROMPTS[2 * i : 2 * i + 2]:
+            files[name].append(Row(prompt, rng.choice(LABELS), None, "prompt_too_short"))
+        for text in oos[OFF_TOPIC_PER_FILE * i : OFF_TOPIC_PER_FILE * (i + 1)]:
+            files[name].append(Row(text, rng.choice(LABELS), None, "off_topic"))
+
+    swapped = set(rng.sample(range(len(pool)), round(SWAP_RATE * len(pool))))
+    bounds = [0, round(FILE_SHARES[0] * len(pool)), round(sum(FILE_SHARES[:2]) * len(pool))]
+    bounds.append(len(pool))
+    for i, name in enumerate(FILES):
+        for index in range(bounds[i], bounds[i + 1]):
+            text, label = pool[index]
+            if index in swapped:
+                files[name].append(Row(text, rng.choice(CONFUSABLE[label]), label, "label_swap"))
+            else:
+                files[name].append(Row(text, label, label))
+    for rows in files.values():
+        rng.shuffle(rows)
+
+    used: set[int] = set()
+    for scope, kind, count in DUPLICATE_PLAN:
+        for _ in range(count):
+            if scope == "within_file":
+                src = dst = rng.choices(FILES, weights=FILE_SHARES)[0]
+            else:
+                src, dst = rng.choice([(JSONL, CSV), (JSONL, PARQUET), (CSV, PARQUET)])
+            candidates = [r for r in files[src] if r.noise is None and id(r) not in used]
+            original = rng.choice(candidates)
+            used.add(id(original))
+            copy = Row(
+                _variant(rng, original.text or "", kind),
+                original.label,
+                original.true_label,
+                "exact_duplicate",
+                {"scope": scope, "variant": kind},
+                dup_of=original,
+            )
+            start = files[dst].index(original) + 1 if scope == "within_file" else 0
+            files[dst].insert(rng.randint(start, len(files[dst])), copy)
+
+    for name, rows in broken.items():
+        for row in rows:
+            rows_now = files[name]
+            rows_now.insert(rng.randint(1, len(rows_now) - 1), row)
+    for name, rows in files.items():
+        for row in rows:
+            row.file = name
+            if row.source is None and name in SOURCES:
+                row.source = rng.choice(SOURCES[name])
+    return files
+
+
+def write_inbox(files: dict[str, list[Row]], inbox: Path) -> None:
+    """Write the three inbox files and set each row's line number and example id."""
+    inbox.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for line_no, row in enumerate(files[JSONL], start=1):
+        row.line_no = line_no
+        record = {"text": row.text, "label": row.label, "source": row.source}
+        lines.append(row.raw or json.dumps(record, ensure_ascii=False).encode())
+    (inbox / JSONL).write_bytes(b"\n".join(lines) + b"\n")
+
+    chunks = [_csv_line(["text", "category"])]
+    line_no = 2
+    for row in files[CSV]:
+        row.line_no = line_no
+        chunk = row.raw.decode() + "\n" if row.raw else _csv_line([row.text, row.label])
+        chunks.append(chunk)
+        line_no += len(re.findall(r"\r\n|\r|\n", chunk))
+    (inbox / CSV).write_text("".join(chunks), encoding="utf-8")
+
+    rows = files[PARQUET]
+    for line_no, row in enumerate(rows, start=1):
+        row.line_no = line_no
+    table = pa.table(
+        {
+            "prompt": pa.array([r.text for r in rows], pa.string()),
+            "response": pa.array([r.label for r in rows], pa.string()),
+            "source": pa.array([r.source for r in rows], pa.string()),
+        }
+    )
+    pq.write_table(table, inbox / PARQUET, compression="zstd")
+
+    cache: dict[tuple[str, str], str] = {}
+    for rows in files.values():
+        for row in rows:
+            if row.raw is None and row.text is not None and row.label is not None:
+                key = (row.text, row.label)
+                row.example_id = cache.get(key) or cache.setdefault(key, example_id(*key))
+
+
+def _csv_line(fields: list[str | None]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(fields)
+    return buffer.getvalue()
+
+
+def survivors(files: dict[str, list[Row]]) -> list[Row]:
+    """Rows that pass ingest and the filter rules, in first-seen order."""
+    seen: set[str] = set()
+    kept = []
+    for name in FILES:
+        for row in files[name]:
+            if row.example_id is None:
+                continue
+            fired = [
+                len((row.text or "").strip()) < MIN_PROMPT_CHARS,
+                row.label not in LABELS,
+                row.example_id in seen,
+            ]
+            seen.add(row.example_id)
+            if row.dup_of is not None and row.dup_of.example_id != row.example_id:
+                raise AssertionError(f"duplicate with a different id: {row}")
+            if any(fired) != (
+                row.noise in {"prompt_too_short", "label_not_allowed", "exact_duplicate"}
+            ):
+                raise AssertionError(f"unexpected filter outcome for {row}")
+            if not any(fired):
+                kept.append(row)
+    return kept
+
+
+def queue_order(kept: list[Row]) -> list[Row]:
+    """The review queue's coverage order: rank within label by hash, labels interleaved."""
+    by_label: dict[str, list[Row]] = defaultdict(list)
+    for row in kept:
+        by_label[row.label or ""].append(row)
+    ranked = []
+    for label, rows in by_label.items():
+        rows.sort(key=lambda r: hashlib.sha256((r.example_id or "").encode()).hexdigest())
+        ranked += [(rank, label, row) for rank, row in enumerate(rows, start=1)]
+    return [row for _, _, row in sorted(ranked, key=lambda item: item[:2])]
+
+
+class Clock:
+    """Working-hours timestamps for one person over a list of days."""
+
+    def __init__(self, rng: random.Random, days: tuple[str, ...], per_day: int) -> None:
+        self.rng, self.days, self.per_day, self.done = rng, days, per_day, 0
+        self.now = datetime.fromisoformat(days[0]).replace(tzinfo=UTC) - timedelta(seconds=1)
+
+    def tick(self, seconds: float) -> datetime:
+        """Start time of the next item, ``seconds`` being the time spent on it."""
+        day = min(self.done // self.per_day, len(self.days) - 1)
+        start = datetime.fromisoformat(self.days[day]).replace(tzinfo=UTC)
+        if self.now < start:
+            self.now = start + timedelta(hours=8, minutes=self.rng.uniform(30, 90))
+        elif self.rng.random() < 0.02:
+            self.now += timedelta(minutes=self.rng.uniform(5, 25))  # a break
+        at = self.now
+        self.now += timedelta(seconds=seconds + self.rng.uniform(2, 12))
+        self.done += 1
+        return at
+
+
+def _correct(row: Row) -> tuple[str, str | None]:
+    """The right decision for a row: reject off-topic, fix a wrong label, else accept."""
+    if row.noise == "off_topic":
+        return "reject", None
+    if row.true_label != row.label:
+        return "edit", row.true_label
+    return "accept", None
+
+
+def _seconds(rng: random.Random, median: float) -> float:
+    return round(min(60.0, max(5.0, rng.lognormvariate(0, 0.45) * median)), 1)
+
+
+def _decision(
+    row: Row,
+    who: str,
+    role: str,
+    decision: str,
+    corrected: str | None,
+    note: str | None,
+    at: datetime,
+    seconds: float,
+) -> dict:
+    return {
+        "example_id": row.example_id,
+        "reviewer": who,
+        "role": role,
+        "decision": decision,
+        "corrected_response": corrected,
+        "note": note,
+        "decided_at": at.isoformat(timespec="seconds"),
+        "seconds_spent": seconds,
+    }
+
+
+MEDIAN_SECONDS = {"accept": 11.0, "edit": 24.0, "reject": 8.0}
+
+
+def simulate_decisions(rng: random.Random, kept: list[Row]) -> tuple[list[dict], dict]:
+    """Reviewers work the queue top-down, then the expert verifies a stratified sample."""
+    reviewed = queue_order(kept)[:N_REVIEWED]
+    by_noise: dict[str | None, list[Row]] = defaultdict(list)
+    for row in reviewed:
+        by_noise[row.noise].append(row)
+    n_errors = round(REVIEWER_ERROR_RATE * len(reviewed))
+    n_wrong_edit, n_off_topic = round(0.15 * n_errors), 2
+    mistakes: dict[int, str] = {}
+    plan = (
+        ("label_swap", "accepted_wrong_label", n_errors - n_wrong_edit - n_off_topic),
+        (None, "edited_correct_label", n_wrong_edit),
+        ("off_topic", "accepted_off_topic", n_off_topic),
+    )
+    for noise, kind, count in plan:
+        for row in rng.sample(by_noise[noise], count):
+            mistakes[id(row)] = kind
+    changed: dict[int, str] = {}
+    for noise, kind, count in (
+        ("label_swap", "accept_then_edit", 2),
+        (None, "edit_then_accept", 2),
+        ("off_topic", "accept_then_reject", 1),
+        (None, "reject_then_accept", 1),
+    ):
+        free = [r for r in by_noise[noise] if id(r) not in mistakes]
+        for row in rng.sample(free[: len(free) * 3 // 4], count):
+            changed[id(row)] = kind
+
+    decisions: list[dict] = []
+    outcome: dict[int, tuple[str, str | None]] = {}  # reviewer's last word per row
+    assignment = {id(r): rng.choice(REVIEWERS) for r in reviewed}
+    for who in REVIEWERS:
+        mine = [r for r in reviewed if assignment[id(r)] == who]
+        clock = Clock(rng, REVIEW_DAYS, -(-len(mine) // len(REVIEW_DAYS)))
+        for row in mine:
+            final = _correct(row)
+            kind = mistakes.get(id(row))
+            if kind == "edited_correct_label":
+                final = ("edit", rng.choice(CONFUSABLE[row.label or ""]))
+            elif kind is not None:
+                final = ("accept", None)
+            change = changed.get(id(row))
+            first = {
+                "accept_then_edit": ("accept", None),
+                "edit_then_accept": ("edit", CONFUSABLE[row.label or ""][0]),
+                "accept_then_reject": ("accept", None),
+                "reject_then_accept": ("reject", None),
+            }.get(change or "", final)
+            seconds = _seconds(rng, MEDIAN_SECONDS[first[0]])
+            at = clock.tick(seconds)
+            decisions.append(_reviewer_decision(rng, row, who, first, at, seconds, ""))
+            if change:
+                later = at + timedelta(days=1, minutes=rng.uniform(-60, 120))
+                seconds = _seconds(rng, MEDIAN_SECONDS[final[0]])
+                decisions.append(
+                    _reviewer_decision(rng, row, who, final, later, seconds, "changed my mind: ")
+                )
+            outcome[id(row)] = final
+
+    strata: dict[str, list[Row]] = defaultdict(list)
+    for row in reviewed:
+        decision, corrected = outcome[id(row)]
+        if decision != "reject":
+            strata[corrected or row.label or ""].append(row)
+    sample = []
+    for label in LABELS:
+        if len(strata[label]) < EXPERT_PER_LABEL:
+            raise ValueError(f"only {len(strata[label])} reviewed examples of {label}")
+        sample += rng.sample(strata[label], EXPERT_PER_LABEL)
+    rng.shuffle(sample)
+    clock = Clock(rng, EXPERT_DAYS, -(-len(sample) // len(EXPERT_DAYS)))
+    overrides = []
+    for row in sample:
+        label, true = row.label or "", row.true_label
+        reviewer_word = outcome[id(row)]
+        word = _correct(row)
+        effective = (reviewer_word[0] != "reject", reviewer_word[1] or label)
+        override = effective != (word[0] != "reject", word[1] or label)
+        if override:
+            overrides.append(row)
+        note = None
+        if word[0] == "reject":
+            note = "off-topic"
+        elif word[0] == "edit":
+            note = ("reviewer missed it: " if override else "") + ABOUT[true or ""]
+        elif override:
+            note = f"original label is right: {ABOUT[label]}"
+        seconds = _seconds(rng, {"accept": 18.0, "edit": 32.0, "reject": 12.0}[word[0]])
+        decisions.append(
+            _decision(row, EXPERT, "expert", word[0], word[1], note, clock.tick(seconds), seconds)
+        )
+
+    decisions.sort(key=lambda d: (d["decided_at"], d["reviewer"]))
+    in_sample = {id(r) for r in sample}
+    by_id = {id(r): r for r in reviewed}
+    summary = {
+        "reviewed_examples": len(reviewed),
+        "expert_sample": len(sample),
+        "expert_sample_per_label": EXPERT_PER_LABEL,
+        "expert_overrides": len(overrides),
+        "reviewer_mistakes": [
+            {
+                "example_id": by_id[key].example_id,
+                "reviewer": assignment[key],
+                "kind": kind,
+                "caught_by_expert": key in in_sample,
+            }
+            for key, kind in mistakes.items()
+        ],
+        "changed_mind": [
+            {"example_id": by_id[key].example_id, "reviewer": assignment[key], "kind": kind}
+            for key, kind in changed.items()
+        ],
+    }
+    return decisions, summary
+
+
+def _reviewer_decision(
+    rng: random.Random,
+    row: Row,
+    who: str,
+    word: tuple[str, str | None],
+    at: datetime,
+    seconds: float,
+    prefix: str,
+) -> dict:
+    decision, corrected = word
+    note = None
+    if decision == "reject":
+        note = prefix + "off-topic" if prefix else "off-topic"
+    elif decision == "edit":
+        note = prefix + rng.choice((f"should be {corrected}", ABOUT[corrected or ""]))
+    elif prefix:
+        note = prefix + "label is fine"
+    return _decision(row, who, "reviewer", decision, corrected, note, at, seconds)
+
+
+def manifest(
+    files: dict[str, list[Row]],
+    kept: list[Row],
+    decisions: list[dict],
+    summary: dict,
+    n_banking: int,
+    n_oos: int,
+) -> dict:
+    """The truth about the scrape and the decisions, for tests and benchmarks."""
+    classes = (
+        "label_swap",
+        "exact_duplicate",
+        "off_topic",
+        "label_not_allowed",
+        "prompt_too_short",
+        "quarantined",
+    )
+    per_file = {}
+    for name, rows in files.items():
+        counts = Counter(r.noise for r in rows)
+        quarantined = counts["quarantined"]
+        per_file[name] = {
+            "units": len(rows),
+            "expected_records": len(rows) - quarantined,
+            "expected_quarantined": quarantined,
+            "clean_rows": counts[None],
+            "noise_counts": {c: counts[c] for c in classes},
+        }
+    totals = Counter(r.noise for rows in files.values() for r in rows)
+    units = sum(len(rows) for rows in files.values())
+    noisy = [
+        {
+            "file": r.file,
+            "line_no": r.line_no,
+            "example_id": r.example_id,
+            "label_in_file": r.label,
+            "true_label": r.true_label,
+            "noise_class": r.noise,
+            **r.detail,
+            **(
+                {"duplicate_of": {"file": r.dup_of.file, "line_no": r.dup_of.line_no}}
+                if r.dup_of
+                else {}
+            ),
+        }
+        for rows in files.values()
+        for r in rows
+        if r.noise is not None
+    ]
+    by_role = Counter(f"{d['role']}:{d['decision']}" for d in decisions)
+    return {
+        "description": "Noisy intent-classification scrape (banking77 + CLINC150 out-of-scope) "
+        "with the truth about every noisy row; built by scripts/build_sample_data.py.",
+        "seed": SEED,
+        "task": {
+            "type": "classification",
+            "prompt": "customer message",
+            "response": "intent label",
+        },
+        "allowed_labels": list(LABELS),
+        "min_prompt_chars": MIN_PROMPT_CHARS,
+        "sources": {
+            "banking77": {
+                "license": "CC BY 4.0",
+                "file": "banking77/train.csv",
+                "rows_available": n_banking,
+            },
+            "clinc150": {
+                "license": "CC BY 3.0",
+                "file": "clinc150/data_full.json (oos_train)",
+                "rows_used": n_oos,
+            },
+        },
+        "noise_classes": {
+            "label_swap": "label replaced by a confusable intent; true_label is the right one",
+            "exact_duplicate": "same normalized prompt and label as an earlier row "
+            "(exact, or differing in case/whitespace); the first copy is kept",
+            "off_topic": "CLINC150 out-of-scope message with a random banking label; "
+            "true_label null, reviewers should reject it",
+            "label_not_allowed": "label outside allowed_labels; true_label is the intended one",
+            "prompt_too_short": f"prompt shorter than {MIN_PROMPT_CHARS} characters",
+            "quarantined": "line or row ingest cannot use (kind says why); example_id null",
+        },
+        "files": per_file,
+        "totals": {
+            "units": units,
+            "noise_counts": {c: totals[c] for c in classes},
+            "clean_rows": totals[None],
+        },
+        "expected_filtered": {
+            "kept": len(kept),
+            "kept_by_noise": dict(Counter(r.noise or "clean" for r in kept)),
+            "kept_by_label": {label: sum(r.label == label for r in kept) for label in LABELS},
+        },
+        "decisions": {
+            "file": "decisions/review_decisions.jsonl",
+            "count": len(decisions),
+            "by_role_decision": dict(sorted(by_role.items())),
+            **summary,
+        },
+        "noisy_rows": noisy,
+    }
+
+
+README = """# Bundled demo data
+
+A small, deliberately noisy "scrape" for the curation_assets demo: intent classification of
+customer banking messages (prompt = the customer's message, response = the intent label).
+
+| file | what |
+|---|---|
+| `inbox/{jsonl}` | support tickets, JSON Lines (`text`, `label`, `source`) |
+| `inbox/{csv}` | helpdesk export, CSV (`text`, `category`) |
+| `inbox/{parquet}` | chat logs, Parquet (`prompt`, `response`, `source`) |
+| `decisions/review_decisions.jsonl` | decisions of reviewers alice and bob, expert dr_chen |
+| `manifest.json` | the truth: allowed labels, noise counts per file, every noisy row |
+
+{summary}
+
+## Sources and licences
+
+- **banking77**: PolyAI, "Efficient Intent Detection with Dual Sentence Encoders",
+  Casanueva et al. 2020, <https://github.com/PolyAI-LDN/task-specific-datasets>.
+  Licensed CC BY 4.0 (`LICENSE-banking77`).
+- **CLINC150**: Larson et al. 2019, "An Evaluation Dataset for Intent Classification and
+  Out-of-Scope Prediction", <https://github.com/clinc/oos-eval>. Licensed CC BY 3.0
+  (`LICENSE-clinc150`).
+
+## What was changed
+
+- Subset: the banking77 training rows of 10 confusable intents, one duplicated source row
+  dropped: {labels}. Plus {oos} out-of-scope messages from CLINC150 `oos_train`. The six
+  too-short prompts and the invalid UTF-8 line's message were written for this demo.
+- Noise injected on purpose, recorded row by row in `manifest.json`: labels swapped between
+  confusable intents, exact duplicates (also across files, and differing only in
+  case/whitespace), off-topic CLINC150 messages given a random banking label, labels outside
+  the allowed set, too-short prompts, and broken lines (malformed JSON, invalid UTF-8, a JSON
+  array, missing labels, an empty record, CSV rows with the wrong number of fields).
+- The decisions are simulated (reviewers make about 3% mistakes; the expert is always right).
+- The files were split over three dated inbox files in three formats.
+
+## Rebuild
+
+With the shared data folder present next to the repository (`../shared/data`, dev machines
+only; the product never reads it):
+
+    python scripts/build_sample_data.py
+
+The build is deterministic (seeded), so an unchanged script reproduces these files.
+"""
+
+
+def _summary_table(info: dict) -> str:
+    """Markdown table of rows and noise per file."""
+    classes = list(info["totals"]["noise_counts"])
+    lines = [
+        "| file | units | clean | " + " | ".join(classes) + " |",
+        "|---" * (len(classes) + 3) + "|",
+    ]
+    rows = [*info["files"].items(), ("total", info["totals"])]
+    for name, item in rows:
+        counts = " | ".join(str(item["noise_counts"][c]) for c in classes)
+        lines.append(f"| {name} | {item['units']} | {item['clean_rows']} | {counts} |")
+    d = info["decisions"]
+    return "\n".join(lines) + (
+        f"\n\nAfter filtering {info['expected_filtered']['kept']} examples remain. "
+        f"{d['count']} decisions: reviewers decided {d['reviewed_examples']} examples, the "
+        f"expert verified {d['expert_sample']} ({d['expert_overrides']} reviewer decisions "
+        "overridden); counts by role and decision are in `manifest.json`."
+    )
+
+
+def main() -> None:
+    """Build everything under ``--out`` from ``--shared``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+    rng = random.Random(SEED)
+    banking = load_banking(args.shared / "banking77" / "train.csv")
+    oos_all = load_oos(args.shared / "clinc150" / "data_full.json", banking)
+    oos = rng.sample(oos_all, OFF_TOPIC_PER_FILE * len(FILES))
+
+    files = build_scrape(rng, banking, oos)
+    out: Path = args.out
+    for sub in ("inbox", "decisions"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    write_inbox(files, out / "inbox")
+    kept = survivors(files)
+    decisions, summary = simulate_decisions(rng, kept)
+    (out / "decisions").mkdir(parents=True, exist_ok=True)
+    with (out / "decisions" / "review_decisions.jsonl").open("w", encoding="utf-8") as handle:
+        for item in decisions:
+            handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+    info = manifest(files, kept, decisions, summary, len(banking), len(oos))
+    (out / "manifest.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n")
+    readme = README.format(
+        jsonl=JSONL,
+        csv=CSV,
+        parquet=PARQUET,
+        oos=len(oos),
+        labels=", ".join(f"`{label}`" for label in LABELS),
+        summary=_summary_table(info),
+    )
+    (out / "README.md").write_text(readme, encoding="utf-8")
+    for name in ("banking77", "clinc150"):
+        shutil.copyfile(args.shared / name / "SOURCE_LICENSE", out / f"LICENSE-{name}")
+    print(json.dumps({k: info[k] for k in ("files", "totals", "expected_filtered")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: v
+                for k, v in info["decisions"].items()
+                if k not in ("reviewer_mistakes", "changed_mind")
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
