@@ -47,10 +47,19 @@ def upstream_blocking_check_problems(
     return problems
 
 
+def _full_asset_graph(context: dg.AssetExecutionContext):
+    """The code location's whole asset graph (a run's own graph lacks unselected checks)."""
+    try:
+        return context.repository_def.asset_graph
+    except Exception:  # noqa: BLE001 - in-process runs carry no repository definition
+        graph = context.job_def.asset_layer.asset_graph
+        return getattr(graph, "source_asset_graph", graph)
+
+
 def require_upstream_checks_passed(context: dg.AssetExecutionContext) -> None:
     """Raise a non-retryable ``Failure`` if any upstream blocking check did not pass."""
     problems = upstream_blocking_check_problems(
-        context.instance, context.repository_def.asset_graph, context.asset_key
+        context.instance, _full_asset_graph(context), context.asset_key
     )
     if problems:
         raise dg.Failure(

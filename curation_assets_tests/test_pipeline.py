@@ -10,6 +10,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from curation_assets import cli
 from curation_assets.core import decisions
 from curation_assets.definitions import build_definitions
 from curation_assets.pipeline import run_everything
@@ -26,8 +27,7 @@ from curation_assets_tests.tiny_models import build_tiny_classifier_base
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
     rows = make_rows(40, seed=1)
-    return build_tiny_classifier_base(tmp_path_factory.mktemp("base"),
-                                      [r["text"] for r in rows])
+    return build_tiny_classifier_base(tmp_path_factory.mktemp("base"), [r["text"] for r in rows])
 
 
 @pytest.fixture
@@ -47,37 +47,61 @@ def _scalar(settings, sql):
         return con.sql(sql).fetchall()[0][0]
 
 
-def test_whole_graph_materializes_and_counts_add_up(world):
+def test_whole_graph_materializes_and_counts_add_up(world, monkeypatch, capsys):
     settings, instance, rows = world
     out = run_everything(settings, instance)
     assert out["success"], "\n".join(out["lines"])
-    assert {"filtered", "review_queue", "reviewed", "verified", "fine_tuned_model",
-            "model_evaluation", "example_lineage"} <= set(out["materialized"])
+    assert {
+        "filtered",
+        "review_queue",
+        "reviewed",
+        "verified",
+        "fine_tuned_model",
+        "model_evaluation",
+        "example_lineage",
+    } <= set(out["materialized"])
     assert out["failed_checks"] == []
 
     units = _scalar(settings, "SELECT sum(units_read) FROM ingest_batches")
     kept = _scalar(settings, "SELECT count(*) FROM filtered")
     rejected = _scalar(settings, "SELECT count(DISTINCT record_id) FROM rejections")
     quarantined = _scalar(settings, "SELECT count(*) FROM quarantine")
-    assert units == kept + rejected + quarantined == 60 + 3 + 5 + 3
+    assert units == kept + rejected + quarantined == (60 + 3) + (35 + 3)
     assert (kept, rejected, quarantined) == (90, 8, 3)
     assert _scalar(settings, "SELECT count(*) FROM example_lineage") == units
 
     # the model saw only verified train rows; its validation rows are disjoint
     trained = _scalar(settings, "SELECT count(*) FROM model_examples WHERE split = 'train'")
     assert trained == _scalar(settings, "SELECT count(*) FROM verified WHERE split = 'train'")
-    assert _scalar(settings, "SELECT count(*) FROM model_examples me JOIN verified v "
-                             "USING (example_id) WHERE me.split != v.split") == 0
+    assert (
+        _scalar(
+            settings,
+            "SELECT count(*) FROM model_examples me JOIN verified v "
+            "USING (example_id) WHERE me.split != v.split",
+        )
+        == 0
+    )
     accuracy = _scalar(settings, "SELECT accuracy FROM model_evaluations")
     assert 0.0 <= accuracy <= 1.0
     manifest = json.loads(
-        (settings.models.iterdir().__next__() / "training_manifest.json").read_text())
+        (settings.models.iterdir().__next__() / "training_manifest.json").read_text()
+    )
     assert manifest["train_examples"] == trained
+
+    # row-level lineage from the command line: a trained example and a quarantined line
+    monkeypatch.setenv("CURATION_DATA_DIR", str(settings.data_dir))
+    trained_id = _scalar(settings, "SELECT example_id FROM model_examples WHERE split = 'train'")
+    assert cli.main(["trace", trained_id]) == 0
+    out = capsys.readouterr().out
+    assert "verified and used to train 1 model(s)" in out
+    assert "dr_chen" in out and "batch_a.jsonl" in out
+    assert cli.main(["trace", "batch_a.jsonl:2"]) == 0
+    assert "quarantined at ingest: malformed JSON" in capsys.readouterr().out
 
 
 def test_bad_batch_blocks_the_fine_tune_in_the_same_run_and_later(world):
     settings, instance, _ = world
-    assert run_everything(settings, instance)["success"]
+    assert run_everything(settings, instance, skip_training=True)["success"]
     # a new batch whose labels are mostly outside the allowed set
     bad = [{"text": f"totally unrelated message {i}", "label": "weather"} for i in range(40)]
     write_inbox(settings.inbox, bad, name="z_bad.jsonl", bad_lines=0)
@@ -89,8 +113,9 @@ def test_bad_batch_blocks_the_fine_tune_in_the_same_run_and_later(world):
 
     # launching the fine-tune alone (as from the UI) must refuse, with a clear message
     job = build_definitions(settings).resolve_job_def("curate_job")
-    alone = job.execute_in_process(instance=instance, raise_on_error=False,
-                                   asset_selection=[dg.AssetKey("fine_tuned_model")])
+    alone = job.execute_in_process(
+        instance=instance, raise_on_error=False, asset_selection=[dg.AssetKey("fine_tuned_model")]
+    )
     assert not alone.success
     failure = alone.get_step_failure_events()[0].step_failure_data.error
     assert "Refusing to materialize fine_tuned_model" in str(failure.message)
@@ -100,8 +125,9 @@ def test_bad_batch_blocks_the_fine_tune_in_the_same_run_and_later(world):
 def test_fine_tune_refuses_when_checks_never_ran(world):
     settings, instance, _ = world
     job = build_definitions(settings).resolve_job_def("curate_job")
-    alone = job.execute_in_process(instance=instance, raise_on_error=False,
-                                   asset_selection=[dg.AssetKey("fine_tuned_model")])
+    alone = job.execute_in_process(
+        instance=instance, raise_on_error=False, asset_selection=[dg.AssetKey("fine_tuned_model")]
+    )
     assert not alone.success
     message = str(alone.get_step_failure_events()[0].step_failure_data.error.message)
     assert "has no completed evaluation" in message

@@ -52,7 +52,7 @@ def fine_tuned_model(
             "is supported (causal-LM SFT is tracked in issue #5)",
             allow_retries=False,
         )
-    model_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + context.run_id[:8]
+    model_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + context.run.run_id[:8]
     model_dir = settings.models / model_id
     data_dir = model_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +82,7 @@ def fine_tuned_model(
     result = invocation.get_materialize_result()
     manifest = json.loads((model_dir / "training_manifest.json").read_text())
     with duckdb.get_connection() as con:
-        registry.register_model(con, model_id, model_dir, manifest, context.run_id)
+        registry.register_model(con, model_id, model_dir, manifest, context.run.run_id)
     extra = {
         "model_id": model_id,
         "model_dir": dg.MetadataValue.path(str(model_dir)),

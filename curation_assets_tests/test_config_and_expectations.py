@@ -1,0 +1,85 @@
+"""Settings come from one place with env overrides; GX suites report what failed."""
+
+import duckdb
+import pytest
+
+from curation_assets.config import DEMO_LABELS, Settings
+from curation_assets.core.expectations import Validation, expect, run_validations
+
+
+def test_env_overrides_every_kind_of_field(tmp_path):
+    s = Settings.from_env(
+        {
+            "CURATION_DATA_DIR": str(tmp_path),
+            "CURATION_LABELS": "a, b",
+            "CURATION_EPOCHS": "2.5",
+            "CURATION_MIN_VERIFIED_EXAMPLES": "7",
+            "CURATION_REQUIRE_GPU": "yes",
+            "CURATION_COLUMN_MAPPING": "utterance=prompt,intent=response",
+        }
+    )
+    assert s.labels == ("a", "b") and s.epochs == 2.5 and s.min_verified_examples == 7
+    assert s.require_gpu is True
+    assert s.column_mapping == {"utterance": "prompt", "intent": "response"}
+    assert s.warehouse == tmp_path / "warehouse.duckdb"
+    assert s.inbox == tmp_path / "inbox"
+
+
+def test_defaults_run_the_demo_and_labels_can_be_cleared():
+    assert Settings.from_env({}).labels == DEMO_LABELS
+    assert Settings.from_env({"CURATION_LABELS": ""}).labels == ()
+
+
+def test_bad_boolean_is_a_clear_error():
+    with pytest.raises(ValueError, match="CURATION_REQUIRE_GPU"):
+        Settings.from_env({"CURATION_REQUIRE_GPU": "maybe"})
+
+
+def test_suite_reports_failures_with_counts_and_warnings_do_not_fail():
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT * FROM (VALUES ('a', 'x'), ('a', 'y'), (NULL, 'z')) v(id, label)"
+    )
+    result = run_validations(
+        con,
+        [
+            Validation(
+                "rows",
+                "SELECT * FROM t",
+                [
+                    expect("ExpectColumnValuesToNotBeNull", column="id"),
+                    expect("ExpectColumnValuesToBeUnique", column="label"),
+                    expect(
+                        "ExpectColumnValuesToBeInSet",
+                        column="label",
+                        value_set=["x"],
+                        warn_only=True,
+                    ),
+                ],
+            )
+        ],
+    )
+    assert not result.success
+    assert result.evaluated == 3 and result.succeeded == 1
+    by_kind = {f["expectation"].split("(")[0]: f for f in result.failures}
+    assert by_kind["ExpectColumnValuesToNotBeNull"]["unexpected_count"] == 1
+    assert by_kind["ExpectColumnValuesToBeInSet"]["severity"] == "warning"
+
+    only_warnings = run_validations(
+        con,
+        [
+            Validation(
+                "rows",
+                "SELECT * FROM t",
+                [
+                    expect(
+                        "ExpectColumnValuesToBeInSet",
+                        column="label",
+                        value_set=["x"],
+                        warn_only=True,
+                    ),
+                ],
+            )
+        ],
+    )
+    assert only_warnings.success and only_warnings.has_warnings
