@@ -10,6 +10,16 @@ import pandas as pd
 from curation_assets.config import Settings
 from curation_assets.core.records import example_id
 
+#: The product's public asset contract, in lineage order.
+CONTRACT = (
+    "raw_scrapes",
+    "filtered",
+    "review_queue",
+    "reviewed",
+    "verified",
+    "fine_tuned_model",
+    "model_evaluation",
+)
 LABELS = ("billing", "delivery", "login")
 _WORDS = {
     "billing": ["invoice", "charge", "refund", "payment", "bill", "fee"],

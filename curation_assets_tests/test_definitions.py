@@ -9,16 +9,7 @@ import pytest
 
 from curation_assets.config import Settings
 from curation_assets.definitions import build_definitions
-
-CONTRACT = [
-    "raw_scrapes",
-    "filtered",
-    "review_queue",
-    "reviewed",
-    "verified",
-    "fine_tuned_model",
-    "model_evaluation",
-]
+from curation_assets_tests.fixtures import CONTRACT
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from curation_assets.core import decisions
 from curation_assets.definitions import build_definitions
 from curation_assets.pipeline import run_everything
 from curation_assets_tests.fixtures import (
+    CONTRACT,
     make_rows,
     small_settings,
     write_csv,
@@ -51,15 +52,7 @@ def test_whole_graph_materializes_and_counts_add_up(world, monkeypatch, capsys):
     settings, instance, rows = world
     out = run_everything(settings, instance)
     assert out["success"], "\n".join(out["lines"])
-    assert {
-        "filtered",
-        "review_queue",
-        "reviewed",
-        "verified",
-        "fine_tuned_model",
-        "model_evaluation",
-        "example_lineage",
-    } <= set(out["materialized"])
+    assert {*CONTRACT[1:], "example_lineage"} <= set(out["materialized"])
     assert out["failed_checks"] == []
 
     units = _scalar(settings, "SELECT sum(units_read) FROM ingest_batches")

@@ -10,6 +10,8 @@ import urllib.request
 
 import pytest
 
+from curation_assets_tests.fixtures import CONTRACT
+
 QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } hasAssetChecks } }"
 
 
@@ -78,15 +80,6 @@ def test_ui_serves_the_lineage_graph(webserver):
         "/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]}
         for n in nodes
     }
-    chain = [
-        "raw_scrapes",
-        "filtered",
-        "review_queue",
-        "reviewed",
-        "verified",
-        "fine_tuned_model",
-        "model_evaluation",
-    ]
-    for upstream, downstream in zip(chain, chain[1:], strict=False):
+    for upstream, downstream in zip(CONTRACT, CONTRACT[1:], strict=False):
         assert upstream in edges[downstream]
-    assert all(n["hasAssetChecks"] for n in nodes if n["assetKey"]["path"][0] in chain)
+    assert all(n["hasAssetChecks"] for n in nodes if n["assetKey"]["path"][0] in CONTRACT)
