@@ -59,6 +59,13 @@ class Settings:
 
     # --- review ------------------------------------------------------------------------
     validation_fraction: float = 0.2  # share of verified examples held out for evaluation
+    coverage_sample_size: int = 500  # examples experts confirm one by one -> verified
+    suspect_queue_size: int = 500  # most-likely-wrong examples queued for cleaning
+    reviews_required: int = 1  # independent reviews per example; disagreements -> expert
+    verified_takes_suspect_fixes: bool = False  # expert fixes from the suspect queue
+    min_agreement: float = 0.4  # lowest acceptable Cohen's kappa between reviewers
+    review_host: str = "127.0.0.1"  # the review web app
+    review_port: int = 8765
 
     # --- quality gates (Great Expectations bounds) --------------------------------------
     max_quarantine_rate: float = 0.10
