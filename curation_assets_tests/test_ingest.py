@@ -120,3 +120,22 @@ def test_empty_file_reads_zero_units(tmp_path, name):
     path.write_text("text,label\n" if name.endswith("csv") else "")
     result = ingest.read_file(path, {}, 100)
     assert result.units_read == 0
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085"])
+def test_unicode_line_separators_inside_values_keep_rows_aligned(tmp_path, separator, suffix):
+    rows = [
+        {"text": f"first{separator}message about my card", "label": "card_arrival"},
+        {"text": "second message", "label": "pending_transfer"},
+    ]
+    path = tmp_path / f"seps.{suffix}"
+    if suffix == "csv":
+        pd.DataFrame(rows).to_csv(path, index=False)
+    else:
+        path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    result = ingest.read_file(path, {}, max_record_bytes=10_000)
+    assert len(result.records) == 2 and result.quarantine.empty
+    originals = [json.loads(o) for o in result.records["original"]]
+    assert [o["label"] for o in originals] == ["card_arrival", "pending_transfer"]
+    assert originals[0]["text"] == rows[0]["text"]

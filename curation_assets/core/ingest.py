@@ -304,7 +304,9 @@ def _originals(frame: pd.DataFrame) -> pd.Series:
     """The original fields of each row as a JSON object string (helper columns dropped)."""
     fields = frame.drop(columns=[c for c in frame.columns if str(c).startswith("__")])
     text = fields.to_json(orient="records", lines=True, force_ascii=False, default_handler=str)
-    lines = text.splitlines() if text else []
+    # split on "\n" only: str.splitlines() also breaks on U+0085/U+2028/U+2029, which
+    # to_json leaves unescaped inside values, and would misalign rows.
+    lines = text.rstrip("\n").split("\n") if text else []
     return pd.Series(lines, index=frame.index, dtype="object")
 
 
