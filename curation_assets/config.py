@@ -56,6 +56,14 @@ class Settings:
     max_prompt_chars: int = 2_000
     min_response_chars: int = 1
     max_response_chars: int = 8_000
+    languages: tuple[str, ...] = ("en",)  # allowed languages (fastText lid.176 codes); empty: any
+    min_language_score: float = 0.65
+    near_duplicate_threshold: float = 0.8  # word 5-gram Jaccard (MinHash LSH); 0 turns it off
+    decontamination_ngram: int = 8  # word n-grams shared with an evaluation text
+    decontamination_files: tuple[str, ...] = ()  # evaluation sets to keep out of training
+    pii_kinds: tuple[str, ...] = ("email", "url", "credit_card", "ipv4", "ipv6", "phone")
+    max_rule_drop_rate: float = 0.30  # a rule dropping more of one batch stops the graph
+    rule_drop_rate_bounds: dict[str, str] = field(default_factory=dict)  # rule=rate overrides
 
     # --- review ------------------------------------------------------------------------
     validation_fraction: float = 0.2  # share of verified examples held out for evaluation

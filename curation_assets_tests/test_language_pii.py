@@ -91,9 +91,11 @@ def test_language_rule_rejects_other_languages_with_the_detected_one_as_detail(c
     assert annotations["lang"].tolist()[:2] == ["en", "fr"]
     run_filters(con, [language_rule(allowed=("en",), min_score=0.5)])
     rejected = con.sql("SELECT record_id, reason FROM rejections ORDER BY record_id").df()
-    assert rejected["record_id"].tolist() == ["b.jsonl:2", "b.jsonl:3"]
+    # "12345 67890": too short to identify, never rejected for its language
+    assert rejected["record_id"].tolist() == ["b.jsonl:2"]
     assert rejected["reason"][0].startswith(
-        "language not one of en, or identified with a score below 0.5: detected fr (score 0."
+        "identified as a language other than en (score >= 0.5, texts of 4+ words): "
+        "detected fr (score 0."
     )
     run_filters(con, [language_rule(allowed=("en", "fr"), min_score=0.0)])
     assert con.sql("SELECT count(*) FROM rejections").fetchall()[0][0] == 0
@@ -189,3 +191,12 @@ def test_bulk_redaction_over_a_column():
     texts, all_spans = redact_many(["", "ip 10.1.2.3"])
     assert texts == ["", "ip [IPV4]"] and [len(s) for s in all_spans] == [0, 1]
     assert set(PII_KINDS) == {"email", "url", "credit_card", "ipv4", "ipv6", "phone"}
+
+
+def test_short_or_uncertain_texts_are_never_rejected_for_their_language(con):
+    prompts = ["Is my card frozen?", "hello?", "Fix my top up", SENTENCES["fr"]]
+    _warehouse(con, prompts)
+    annotate_languages(con)
+    run_filters(con, [language_rule(allowed=("en",))])
+    rejected = [r for (r,) in con.execute("SELECT record_id FROM rejections").fetchall()]
+    assert rejected == ["b.jsonl:4"]

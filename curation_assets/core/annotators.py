@@ -54,9 +54,15 @@ def annotate(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def store_annotations(
-    con: duckdb.DuckDBPyConnection, source: str = "raw_scrapes", table: str = ANNOTATIONS_TABLE
+    con: duckdb.DuckDBPyConnection,
+    source: str = "raw_scrapes",
+    table: str = ANNOTATIONS_TABLE,
+    *,
+    replace: bool = True,
 ) -> int:
-    """Rebuild ``table`` from every record of ``source``; returns the flagged count.
+    """Rebuild ``table`` from every record of ``source`` (a table or a parenthesized
+    SELECT); with ``replace=False``, add or update only those records. Returns the flagged
+    count.
 
     Only records with a non-ASCII character are read into Python (DuckDB selects them);
     every other record is clean by construction and gets a FALSE row.
@@ -73,9 +79,12 @@ def store_annotations(
     )
     con.register("_mojibake_flags", flagged)
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {table} ({ANNOTATIONS_SCHEMA})")
+        if replace:
+            con.execute(f"CREATE OR REPLACE TABLE {table} ({ANNOTATIONS_SCHEMA})")
+        else:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ANNOTATIONS_SCHEMA})")
         con.execute(
-            f"""INSERT INTO {table}
+            f"""INSERT OR REPLACE INTO {table}
                 SELECT s.record_id, coalesce(f.mojibake, FALSE)
                 FROM {source} s LEFT JOIN _mojibake_flags f USING (record_id)"""
         )

@@ -477,6 +477,7 @@ def near_duplicate_rule(table: str = OUTPUT, threshold: float | None = None) -> 
             f"n.matched_record_id, n.representative_record_id) FROM {table} n "
             "WHERE n.record_id = filter_flags.record_id LIMIT 1)"
         ),
+        scope="corpus",
     )
 
 

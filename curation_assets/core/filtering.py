@@ -6,6 +6,7 @@ boolean column, the keep/reject decision is derived from them, and a rejected re
 every reason that applied (one row per rule in ``rejections``).
 """
 
+import hashlib
 from dataclasses import dataclass
 
 import duckdb
@@ -21,6 +22,14 @@ class Rule:
     reason: str
     condition: str
     detail: str | None = None  # optional SQL text appended to the reason, per record
+    #: "record": the condition reads only the record (and per-record annotation tables), so
+    #: its flag is computed once per record and cached; "corpus": it compares records with
+    #: each other (window functions, dedup tables) and is re-evaluated on every run.
+    scope: str = "record"
+
+    def __post_init__(self) -> None:
+        if self.scope not in ("record", "corpus"):
+            raise ValueError(f"rule {self.name}: scope must be 'record' or 'corpus'")
 
 
 def rules_for(
@@ -60,6 +69,7 @@ def rules_for(
             "same normalized prompt and response as an earlier record (kept: the first seen)",
             "_dup_rank > 1",
             detail="'duplicate of ' || first_record_id",
+            scope="corpus",
         ),
     ]
     if labels:
@@ -81,14 +91,30 @@ FILTERED_SCHEMA = """
     response_chars INTEGER"""
 
 
-def run_filters(con: duckdb.DuckDBPyConnection, rules: list[Rule]) -> None:
+RECORD_FLAGS = "record_flags"  # cached flags of the record-scope rules, one row per record
+_RULESET_TABLE = "record_flags_ruleset"
+
+
+def run_filters(
+    con: duckdb.DuckDBPyConnection, rules: list[Rule], *, incremental: bool = True
+) -> int:
     """Rebuild ``filtered``, ``rejections`` and ``filter_flags`` from ``raw_scrapes``.
 
     ``filter_flags`` holds one boolean column per rule for every raw record (the
     annotations); ``filtered`` the records no rule fired on; ``rejections`` one row per
     (record, rule that fired) with the rule's reason.
+
+    Record-scope rules are evaluated only for records not yet in ``record_flags`` (or whose
+    content changed), so a new batch costs its own size; the cache is rebuilt when the
+    rule set changes or ``incremental`` is off. Corpus-scope rules run over everything.
+    Returns the number of records whose record-scope flags were computed.
     """
-    flag_columns = ",\n".join(f"coalesce({r.condition}, TRUE) AS rule_{r.name}" for r in rules)
+    local = [r for r in rules if r.scope == "record"]
+    corpus = [r for r in rules if r.scope == "corpus"]
+    computed = update_record_flags(con, local, incremental)
+    local_cols = ", ".join(f"f.rule_{r.name}" for r in local)
+    corpus_cols = ",\n".join(f"coalesce({r.condition}, TRUE) AS rule_{r.name}" for r in corpus)
+    columns = ", ".join(c for c in (local_cols, corpus_cols) if c)
     any_fired = " OR ".join(f"rule_{r.name}" for r in rules) or "FALSE"
     con.execute(
         f"""
@@ -106,8 +132,9 @@ def run_filters(con: duckdb.DuckDBPyConnection, rules: list[Rule]) -> None:
             FROM raw_scrapes r LEFT JOIN ingest_batches b USING (batch)
         )
         SELECT record_id, example_id, batch, line_no, source, prompt, response,
-               first_record_id, {flag_columns}
-        FROM ordered
+               first_record_id{", " + columns if columns else ""}
+        FROM ordered JOIN (SELECT * EXCLUDE (example_id) FROM {RECORD_FLAGS}) f
+             USING (record_id)
         """
     )
     con.execute(
@@ -128,8 +155,59 @@ def run_filters(con: duckdb.DuckDBPyConnection, rules: list[Rule]) -> None:
     )
     con.execute(
         "CREATE OR REPLACE TABLE rejections AS "
-        + (unions if rules else "SELECT NULL::VARCHAR AS record_id LIMIT 0")
+        + (
+            unions
+            if rules
+            else "SELECT NULL::VARCHAR AS record_id, NULL::VARCHAR AS example_id, "
+            "NULL::VARCHAR AS batch, NULL::BIGINT AS line_no, NULL::VARCHAR AS rule, "
+            "NULL::VARCHAR AS reason LIMIT 0"
+        )
     )
+    return computed
+
+
+def ruleset_fingerprint(rules: list[Rule]) -> str:
+    """A hash of the rules' names and conditions: cached flags are valid while it holds."""
+    text = "\x1f".join(f"{r.name}\x1e{r.condition}" for r in rules)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def update_record_flags(
+    con: duckdb.DuckDBPyConnection, rules: list[Rule], incremental: bool = True
+) -> int:
+    """Bring ``record_flags`` up to date for ``rules`` (record-scope): new records only,
+    or all of them when the rule set changed. Returns the records evaluated."""
+    fingerprint = ruleset_fingerprint(rules)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {_RULESET_TABLE} (fingerprint VARCHAR)")
+    stored = con.execute(f"SELECT fingerprint FROM {_RULESET_TABLE}").fetchall()
+    exists = bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [RECORD_FLAGS]
+        ).fetchall()[0][0]
+    )
+    flag_cols = "".join(f", coalesce({r.condition}, TRUE) AS rule_{r.name}" for r in rules)
+    if not (incremental and exists and stored == [(fingerprint,)]):
+        con.execute(
+            f"CREATE OR REPLACE TABLE {RECORD_FLAGS} AS "
+            f"SELECT record_id, example_id{flag_cols} FROM raw_scrapes"
+        )
+        con.execute(f"DELETE FROM {_RULESET_TABLE}")
+        con.execute(f"INSERT INTO {_RULESET_TABLE} VALUES (?)", [fingerprint])
+        return int(con.execute(f"SELECT count(*) FROM {RECORD_FLAGS}").fetchall()[0][0])
+    # forget records that left raw_scrapes or whose content (hence example_id) changed
+    con.execute(
+        f"""DELETE FROM {RECORD_FLAGS} f WHERE NOT EXISTS (
+                SELECT 1 FROM raw_scrapes r
+                WHERE r.record_id = f.record_id AND r.example_id = f.example_id)"""
+    )
+    before = int(con.execute(f"SELECT count(*) FROM {RECORD_FLAGS}").fetchall()[0][0])
+    con.execute(
+        f"""INSERT INTO {RECORD_FLAGS}
+            SELECT record_id, example_id{flag_cols} FROM raw_scrapes
+            WHERE record_id NOT IN (SELECT record_id FROM {RECORD_FLAGS})"""
+    )
+    after = int(con.execute(f"SELECT count(*) FROM {RECORD_FLAGS}").fetchall()[0][0])
+    return after - before
 
 
 def _reason_sql(rule: Rule) -> str:

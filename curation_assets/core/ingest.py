@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curation_assets.core import documents
 from curation_assets.core.records import example_id_sql, to_canonical
 from curation_assets.core.warehouse import ensure_tables
 
@@ -88,6 +89,9 @@ def read_file(path: Path, mapping: dict[str, str], max_record_bytes: int) -> Ing
             fmt, (frame, bad) = "csv", _read_csv(path.read_bytes(), delimiter)
         elif path.suffix.lower() == ".parquet":
             fmt, frame, bad = "parquet", _read_parquet(path), []
+        elif documents.is_document_file(path):  # HTML pages, WARC/WET crawls: main text
+            fmt = documents.document_format(path) or "html"
+            frame, bad = documents.read_document_file(path)
         else:
             return _whole_file_quarantined(
                 path,
@@ -95,7 +99,8 @@ def read_file(path: Path, mapping: dict[str, str], max_record_bytes: int) -> Ing
                 sha,
                 "unknown",
                 f"unsupported format {path.suffix or '(no suffix)'}; "
-                f"expected one of {sorted(SUPPORTED_SUFFIXES)} or a saved HF dataset folder",
+                f"expected one of {sorted(SUPPORTED_SUFFIXES)}, a web page or crawl "
+                f"({', '.join(sorted(documents.DOCUMENT_SUFFIXES))}) or a saved HF dataset folder",
             )
     except Exception as exc:  # noqa: BLE001 - any unreadable file is quarantined, not raised
         return _whole_file_quarantined(

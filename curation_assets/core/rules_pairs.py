@@ -613,6 +613,7 @@ def conflicting_labels() -> Rule:
             f"'labels ' || string_agg(DISTINCT '\"' || trim(response) || '\"', ', ' "
             f"ORDER BY '\"' || trim(response) || '\"') {window}"
         ),
+        scope="corpus",
     )
 
 

@@ -1,0 +1,348 @@
+"""The whole ``filtered`` stage as one plain function: annotate, deduplicate, filter.
+
+Order of work on a warehouse holding ``raw_scrapes`` and ``ingest_batches``:
+
+1. Per-record annotations that need Python libraries, for new records only: mojibake
+   (ftfy), language (fastText lid.176), PII findings (``pii``).
+2. Record-scope rules (lengths, labels, pair rules or document rules, language, mojibake):
+   flags cached per record in ``record_flags`` (see ``filtering.run_filters``).
+3. Near-duplicates: the incremental MinHash LSH index (``dedup``) over the first record of
+   each example that no record-scope rule rejected, so a rejected record never becomes the
+   representative that removes a good one.
+4. Decontamination against evaluation texts (user files and the validation split of
+   ``verified``), re-run only when those texts change.
+5. Corpus-scope rules (exact duplicates, conflicting labels, near duplicates,
+   contamination) and the derived tables ``filter_flags``, ``filtered``, ``rejections``.
+6. PII redaction of the kept records: ``filtered`` holds the masked text and
+   ``pii_redactions`` every masked span (kind, place, keyed hash; never the value).
+
+Every step costs the size of the new data, except the cheap SQL passes of step 5, so a
+nightly batch does not recompute the past. No Dagster here.
+"""
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from curation_assets.core import (
+    annotators,
+    decontamination,
+    dedup,
+    filtering,
+    language,
+    pii,
+    rules_documents,
+    rules_pairs,
+)
+
+PII_TABLE = "pii_redactions"
+PII_SCANNED = "pii_scanned"  # record ids already scanned for PII (found or not)
+CONTAMINATION_TABLE = "contamination"
+_CONTAMINATION_META = "contamination_meta"
+NON_DOCUMENT_SQL = f"NOT ({rules_documents.DOCUMENT_BATCH_SQL})"
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Every threshold of the stage (``Settings`` fills it; defaults are the published ones)."""
+
+    task_type: str = "classification"  # "classification" or "instruction"
+    labels: tuple[str, ...] = ()
+    min_prompt_chars: int = 8
+    max_prompt_chars: int = 2_000
+    min_response_chars: int = 1
+    max_response_chars: int = 8_000
+    languages: tuple[str, ...] = ("en",)  # empty: no language rule
+    min_language_score: float = language.DEFAULT_MIN_SCORE
+    dedup_threshold: float | None = 0.8  # word 5-gram Jaccard; None: no near-dup rule
+    decontamination_ngram: int = 8
+    pii_kinds: tuple[str, ...] = pii.PII_KINDS  # empty: no redaction
+    pii_key: bytes = b""  # keys the hash of each masked value
+    eval_files: tuple[Path, ...] = ()
+    pair_thresholds: dict = field(default_factory=dict)  # keyword args of pair_rules
+
+
+@dataclass
+class StageReport:
+    """What one run did: seconds per step and the new records each step processed."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    new_records: dict[str, int] = field(default_factory=dict)
+
+    def lap(self, step: str, start: float, records: int | None = None) -> float:
+        now = time.perf_counter()
+        self.seconds[step] = round(now - start, 3)
+        if records is not None:
+            self.new_records[step] = int(records)
+        return now
+
+
+def rules(cfg: FilterConfig) -> list[filtering.Rule]:
+    """The rule set: generic rules, then pair rules (non-document records) or document rules
+    (records of HTML/WARC/WET batches), language, near duplicates and contamination."""
+    length_rules = filtering.rules_for(
+        min_prompt_chars=cfg.min_prompt_chars,
+        max_prompt_chars=cfg.max_prompt_chars,
+        min_response_chars=cfg.min_response_chars,
+        max_response_chars=cfg.max_response_chars,
+        labels=cfg.labels if cfg.task_type == "classification" else (),
+    )
+    # web documents have no response and their own length rules (Gopher word counts)
+    generic = rules_documents.only_where(
+        [r for r in length_rules if r.scope == "record"], NON_DOCUMENT_SQL
+    )
+    corpus_generic = [r for r in length_rules if r.scope == "corpus"]
+    pairs = rules_documents.only_where(
+        rules_pairs.pair_rules(labelled=cfg.task_type == "classification", **cfg.pair_thresholds),
+        NON_DOCUMENT_SQL,
+    )
+    documents = rules_documents.only_where(
+        rules_documents.document_rules(), rules_documents.DOCUMENT_BATCH_SQL
+    )
+    out = [*generic, *corpus_generic, *pairs, *documents]
+    if cfg.languages:
+        out.append(language.language_rule(allowed=cfg.languages, min_score=cfg.min_language_score))
+    if cfg.dedup_threshold is not None:
+        out.append(dedup.near_duplicate_rule(threshold=cfg.dedup_threshold))
+    out.append(
+        filtering.Rule(
+            "contaminated",
+            "shares word n-grams with an evaluation or validation text (would inflate accuracy)",
+            f"record_id IN (SELECT record_id FROM {CONTAMINATION_TABLE} WHERE eval_id IS NOT NULL)",
+            detail=(
+                f"(SELECT 'overlaps ' || eval_id || ' (' || overlap_ngrams || ' n-grams)' "
+                f"FROM {CONTAMINATION_TABLE} c WHERE c.record_id = filter_flags.record_id "
+                "ORDER BY overlap_ngrams DESC LIMIT 1)"
+            ),
+            scope="corpus",
+        )
+    )
+    return out
+
+
+def run_stage(
+    con: duckdb.DuckDBPyConnection,
+    cfg: FilterConfig,
+    evaluation: pd.DataFrame | None = None,
+) -> StageReport:
+    """Run the stage on ``con``; ``evaluation`` (eval_id, text) adds evaluation texts to
+    those read from ``cfg.eval_files`` and the validation split of ``verified``."""
+    report = StageReport()
+    t = time.perf_counter()
+    rule_set = rules(cfg)
+    n = _annotate_mojibake(con)
+    t = report.lap("mojibake", t, n)
+    if cfg.languages:
+        n = language.annotate_languages(con)
+        t = report.lap("language", t, n)
+    record_rules = [r for r in rule_set if r.scope == "record"]
+    n = filtering.update_record_flags(con, record_rules)
+    t = report.lap("record_rules", t, n)
+    if cfg.dedup_threshold is not None:
+        result = dedup.dedup_new_records(
+            con,
+            _dedup_source(record_rules),
+            config=dedup.MinHashConfig(threshold=cfg.dedup_threshold),
+        )
+        t = report.lap("near_dedup", t, result.new_records)
+    n = _decontaminate(con, cfg, evaluation)
+    t = report.lap("decontamination", t, n)
+    filtering.run_filters(con, rule_set, incremental=True)
+    t = report.lap("corpus_rules_and_tables", t)
+    n = _redact(con, cfg)
+    report.lap("pii", t, n)
+    return report
+
+
+def _annotate_mojibake(con: duckdb.DuckDBPyConnection) -> int:
+    table = annotators.ANNOTATIONS_TABLE
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({annotators.ANNOTATIONS_SCHEMA})")
+    con.execute(f"DELETE FROM {table} WHERE record_id NOT IN (SELECT record_id FROM raw_scrapes)")
+    new = f"(SELECT * FROM raw_scrapes WHERE record_id NOT IN (SELECT record_id FROM {table}))"
+    return annotators.store_annotations(con, new, table, replace=False)
+
+
+def _dedup_source(record_rules: Sequence[filtering.Rule]) -> str:
+    """The first record of each example that no record-scope rule rejected."""
+    fired = " OR ".join(f"f.rule_{r.name}" for r in record_rules) or "FALSE"
+    return f"""
+        SELECT r.record_id, r.prompt, r.response, b.ingested_at, r.batch, r.line_no
+        FROM raw_scrapes r JOIN ingest_batches b USING (batch)
+        WHERE r.record_id IN (
+            SELECT f.record_id FROM {filtering.RECORD_FLAGS} f WHERE NOT ({fired}))
+        QUALIFY row_number() OVER (
+            PARTITION BY r.example_id ORDER BY b.ingested_at, r.batch, r.line_no) = 1"""
+
+
+def _evaluation_texts(
+    con: duckdb.DuckDBPyConnection, cfg: FilterConfig, extra: pd.DataFrame | None
+) -> pd.DataFrame:
+    frames = [extra[["eval_id", "text"]]] if extra is not None and len(extra) else []
+    for path in cfg.eval_files:
+        frames.append(_read_eval_file(Path(path)))
+    has_verified = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'verified'"
+    ).fetchall()[0][0]
+    if has_verified:
+        frames.append(
+            con.sql(
+                "SELECT example_id AS eval_id, prompt || ' ' || response AS text "
+                "FROM verified WHERE split = 'validation'"
+            ).df()
+        )
+    if not frames:
+        return pd.DataFrame({"eval_id": pd.Series(dtype=str), "text": pd.Series(dtype=str)})
+    return pd.concat(frames, ignore_index=True).astype({"eval_id": str, "text": str})
+
+
+def _read_eval_file(path: Path) -> pd.DataFrame:
+    """JSONL/CSV/Parquet with prompt (+ response) or text columns; ids are FILE:ROW."""
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    elif path.suffix == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    else:
+        frame = pd.read_json(path, lines=True, dtype=False)
+    if "text" in frame:
+        text = frame["text"].astype(str)
+    else:
+        prompt = frame.get("prompt", frame.get("instruction", ""))
+        response = frame.get("response", frame.get("output", ""))
+        text = prompt.astype(str) + " " + pd.Series(response, index=frame.index).astype(str)
+    ids = [f"{path.name}:{i + 1}" for i in range(len(frame))]
+    return pd.DataFrame({"eval_id": ids, "text": text.to_numpy()})
+
+
+def _decontaminate(
+    con: duckdb.DuckDBPyConnection, cfg: FilterConfig, extra: pd.DataFrame | None
+) -> int:
+    """Refresh ``contamination``; only new records unless the evaluation texts changed.
+    Returns the number of records checked."""
+    evaluation = _evaluation_texts(con, cfg, extra)
+    digest = hashlib.sha256(
+        pd.util.hash_pandas_object(evaluation, index=False).to_numpy().tobytes()
+        + str(cfg.decontamination_ngram).encode()
+    ).hexdigest()[:16]
+    con.execute(f"CREATE TABLE IF NOT EXISTS {_CONTAMINATION_META} (digest VARCHAR)")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {CONTAMINATION_TABLE} (record_id VARCHAR, "
+        "example_id VARCHAR, eval_id VARCHAR, overlap_ngrams BIGINT, checked BOOLEAN)"
+    )
+    same = con.execute(f"SELECT digest FROM {_CONTAMINATION_META}").fetchall() == [(digest,)]
+    if not same:
+        con.execute(f"DELETE FROM {CONTAMINATION_TABLE}")
+        con.execute(f"DELETE FROM {_CONTAMINATION_META}")
+        con.execute(f"INSERT INTO {_CONTAMINATION_META} VALUES (?)", [digest])
+    con.execute(
+        f"DELETE FROM {CONTAMINATION_TABLE} WHERE record_id NOT IN "
+        "(SELECT record_id FROM raw_scrapes)"
+    )
+    # rows with checked = TRUE and no eval_id mark "looked at, clean"
+    pending = f"""SELECT record_id, example_id, prompt, response FROM raw_scrapes
+                  WHERE record_id NOT IN (SELECT record_id FROM {CONTAMINATION_TABLE})"""
+    n = int(con.execute(f"SELECT count(*) FROM ({pending})").fetchall()[0][0])
+    if n == 0:
+        return 0
+    found = pd.DataFrame(columns=["record_id", "eval_id", "overlap_ngrams"])
+    if len(evaluation):
+        found = decontamination.find_contamination(
+            con,
+            evaluation,
+            pending,
+            config=decontamination.DecontaminationConfig(ngram=cfg.decontamination_ngram),
+        )[["record_id", "eval_id", "overlap_ngrams"]]
+    con.register("_found", found)
+    try:
+        # matches (an example never contaminates itself: validation rows are raw records
+        # too), then one marker row per checked record (eval_id NULL)
+        con.execute(
+            f"""INSERT INTO {CONTAMINATION_TABLE}
+                SELECT p.record_id, p.example_id, f.eval_id, f.overlap_ngrams, TRUE
+                FROM ({pending}) p JOIN _found f USING (record_id)
+                WHERE f.eval_id <> p.example_id"""
+        )
+        con.execute(
+            f"""INSERT INTO {CONTAMINATION_TABLE}
+                SELECT record_id, example_id, NULL, NULL, TRUE FROM ({pending})"""
+        )
+    finally:
+        con.unregister("_found")
+    return n
+
+
+def _redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
+    """Mask PII in ``filtered`` (prompt and response), recording each span."""
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {PII_TABLE} (record_id VARCHAR, "column" VARCHAR,
+            kind VARCHAR, start INTEGER, "end" INTEGER, out_start INTEGER, out_end INTEGER,
+            value_hash VARCHAR, redacted VARCHAR)"""
+    )
+    con.execute(f"CREATE TABLE IF NOT EXISTS {PII_SCANNED} (record_id VARCHAR, digest VARCHAR)")
+    setting = hashlib.sha256(repr((cfg.pii_kinds, cfg.pii_key)).encode()).hexdigest()[:16]
+    con.execute(f"DELETE FROM {PII_SCANNED} WHERE digest <> ?", [setting])
+    con.execute(
+        f"""DELETE FROM {PII_TABLE} WHERE record_id NOT IN (SELECT record_id FROM {PII_SCANNED})
+            OR record_id NOT IN (SELECT record_id FROM raw_scrapes)"""
+    )
+    n = 0
+    if cfg.pii_kinds:
+        new = con.sql(
+            f"""SELECT record_id, prompt, response FROM filtered
+                WHERE record_id NOT IN (SELECT record_id FROM {PII_SCANNED})"""
+        ).df()
+        n = len(new)
+        candidates = new[
+            new["prompt"].str.contains(_PII_HINT, regex=True, na=False)
+            | new["response"].str.contains(_PII_HINT, regex=True, na=False)
+        ]
+        spans = []
+        for column in ("prompt", "response"):
+            redacted, found = pii.redact_column(
+                candidates, column, kinds=cfg.pii_kinds, key=cfg.pii_key
+            )
+            found = found.merge(
+                pd.DataFrame({"record_id": candidates["record_id"], "redacted": redacted}),
+                on="record_id",
+            )
+            spans.append(found)
+        rows = pd.concat(spans, ignore_index=True)
+        con.register("_spans", rows)
+        con.register("_scanned", new[["record_id"]])
+        try:
+            if len(rows):
+                con.execute(f"INSERT INTO {PII_TABLE} SELECT * FROM _spans")
+            con.execute(f"INSERT INTO {PII_SCANNED} SELECT record_id, ? FROM _scanned", [setting])
+        finally:
+            con.unregister("_spans")
+            con.unregister("_scanned")
+    # apply the stored redactions to the rebuilt ``filtered``
+    for column in ("prompt", "response"):
+        con.execute(
+            f"""UPDATE filtered SET {column} = p.redacted
+                FROM (SELECT DISTINCT record_id, redacted FROM {PII_TABLE}
+                      WHERE "column" = '{column}') p
+                WHERE filtered.record_id = p.record_id"""
+        )
+    return n
+
+
+#: Every PII kind needs an "@", a URL marker or a digit: cheap pre-selection of candidates.
+_PII_HINT = r"@|://|www\.|\d"
+
+
+def pii_summary(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Masked values per kind among kept records."""
+    return (
+        con.sql(
+            f"""SELECT kind, count(*) AS masked, count(DISTINCT record_id) AS records
+                FROM {PII_TABLE} WHERE record_id IN (SELECT record_id FROM filtered)
+                GROUP BY kind ORDER BY masked DESC"""
+        )
+        .df()
+        .to_dict("records")
+    )

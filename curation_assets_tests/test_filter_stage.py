@@ -1,0 +1,225 @@
+"""The composed ``filtered`` stage: every rule family on one warehouse, incrementally."""
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from curation_assets.core import filter_stage, ingest, rules_documents, rules_pairs
+
+CFG = filter_stage.FilterConfig(task_type="instruction", min_prompt_chars=8)
+
+GOOD = [
+    {
+        "instruction": "Explain why the sky looks blue during the day.",
+        "output": "Sunlight is scattered by the molecules of the air, and blue light, "
+        "with its shorter wavelength, is scattered much more than red light.",
+    },
+    {
+        "instruction": "Give three tips for staying healthy.",
+        "output": "Eat a balanced diet, sleep seven to nine hours a night, and exercise "
+        "for at least thirty minutes most days of the week.",
+    },
+    {
+        "instruction": "Write a short note asking a colleague to send the report.",
+        "output": "Hi Sam, could you send me the quarterly report when you have a moment? "
+        "You can reach me at sam.jones@example.com or on +1 650 253 0000. Thanks!",
+    },
+    {
+        "instruction": "Summarize the plot of Romeo and Juliet in one sentence.",
+        "output": "Two young lovers from feuding families in Verona marry in secret, and a "
+        "chain of misunderstandings ends with both of them dead.",
+    },
+]
+
+
+def _load(con, tmp_path, name, rows, when):
+    path = tmp_path / name
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    ingest.store_batch(con, ingest.read_file(path, {}, 100_000), when)
+
+
+def _fired(con) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for record_id, rule in con.sql("SELECT record_id, rule FROM rejections").fetchall():
+        out.setdefault(record_id, set()).add(rule)
+    return out
+
+
+def test_rule_families_fire_on_their_defects_and_counts_add_up(con, tmp_path):
+    near = dict(GOOD[0])
+    near["output"] = near["output"] + " That is all."
+    bad = [
+        *GOOD,
+        near,  # 5: near duplicate of 1
+        {"instruction": "Describe the image.", "input": "<Picture Attached>", "output": "A cat."},
+        {"instruction": "Pourquoi le ciel est-il bleu pendant la journée ?", "output": "La "
+         "lumière du soleil est diffusée par l'air, et le bleu davantage que le rouge."},
+        {"instruction": "Translate the word to French.", "input": "dog", "output": "N/A"},
+    ]
+    _load(con, tmp_path, "a.jsonl", bad, datetime(2026, 1, 1))
+    report = filter_stage.run_stage(con, CFG)
+    fired = _fired(con)
+    assert "a.jsonl:1" not in fired and "a.jsonl:2" not in fired
+    assert fired["a.jsonl:5"] == {"near_duplicate"}
+    assert "missing_input_media" in fired["a.jsonl:6"]
+    assert "language_not_allowed" in fired["a.jsonl:7"]
+    assert "empty_response" in fired["a.jsonl:8"]
+    kept = con.execute("SELECT count(*) FROM filtered").fetchall()[0][0]
+    assert kept + len(fired) == 8
+    assert report.new_records["record_rules"] == 8
+
+
+def test_pii_is_masked_in_filtered_and_every_span_recorded(con, tmp_path):
+    _load(con, tmp_path, "a.jsonl", GOOD, datetime(2026, 1, 1))
+    filter_stage.run_stage(con, CFG)
+    response = con.execute(
+        "SELECT response FROM filtered WHERE record_id = 'a.jsonl:3'"
+    ).fetchall()[0][0]
+    assert "sam.jones@example.com" not in response and "253 0000" not in response
+    assert "[EMAIL]" in response or "EMAIL" in response
+    spans = con.sql(
+        "SELECT kind, value_hash FROM pii_redactions WHERE record_id = 'a.jsonl:3'"
+    ).df()
+    assert sorted(spans["kind"]) == ["email", "phone"]
+    assert not spans["value_hash"].str.contains("@").any()  # hashes only, never the value
+    raw = con.execute("SELECT response FROM raw_scrapes WHERE record_id = 'a.jsonl:3'").fetchall()
+    assert "sam.jones@example.com" in raw[0][0]  # the original stays in raw_scrapes
+
+
+def test_second_batch_is_processed_alone_and_deduplicated_against_the_past(con, tmp_path):
+    _load(con, tmp_path, "a.jsonl", GOOD, datetime(2026, 1, 1))
+    filter_stage.run_stage(con, CFG)
+    again = dict(GOOD[1])
+    again["output"] = again["output"] + " Good luck!"
+    fresh = {
+        "instruction": "Name a mammal that can fly.",
+        "output": "The bat is the only mammal capable of true, sustained flight.",
+    }
+    _load(con, tmp_path, "b.jsonl", [again, fresh], datetime(2026, 1, 2))
+    report = filter_stage.run_stage(con, CFG)
+    assert report.new_records["record_rules"] == 2
+    assert report.new_records["near_dedup"] == 2
+    assert report.new_records["pii"] == 1  # only the newly kept record was scanned
+    fired = _fired(con)
+    assert fired["b.jsonl:1"] == {"near_duplicate"}
+    assert "b.jsonl:2" not in fired
+    # the first batch's representative survives: the old record is never the one dropped
+    assert "a.jsonl:2" not in fired
+
+
+def test_decontamination_drops_overlap_with_eval_files_and_validation(con, tmp_path):
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text(
+        json.dumps(
+            {
+                "prompt": "Summarize the plot of Romeo and Juliet in one sentence.",
+                "response": "Two young lovers from feuding families in Verona marry in secret",
+            }
+        )
+        + "\n"
+    )
+    cfg = filter_stage.FilterConfig(task_type="instruction", eval_files=(eval_file,))
+    _load(con, tmp_path, "a.jsonl", GOOD, datetime(2026, 1, 1))
+    filter_stage.run_stage(con, cfg)
+    fired = _fired(con)
+    assert fired == {"a.jsonl:4": {"contaminated"}}
+    reason = con.execute(
+        "SELECT reason FROM rejections WHERE record_id = 'a.jsonl:4'"
+    ).fetchall()[0][0]
+    assert "eval.jsonl:1" in reason
+    # a validation example of ``verified`` contaminates its copies, never itself
+    con.execute(
+        "CREATE TABLE verified AS SELECT example_id, prompt, response, 'validation' AS split "
+        "FROM raw_scrapes WHERE record_id = 'a.jsonl:1'"
+    )
+    copy = dict(GOOD[0])
+    copy["instruction"] = "Please explain: " + copy["instruction"]
+    _load(con, tmp_path, "b.jsonl", [copy], datetime(2026, 1, 2))
+    filter_stage.run_stage(con, filter_stage.FilterConfig(task_type="instruction",
+                                                          dedup_threshold=None))
+    fired = _fired(con)
+    assert fired.get("b.jsonl:1") == {"contaminated"}
+    assert "a.jsonl:1" not in fired
+
+
+def test_classification_gets_label_rules_and_conflicts(con, tmp_path):
+    rows = [
+        {"text": "my card has not arrived yet", "label": "card_arrival"},
+        {"text": "My card has  not arrived YET", "label": "card_delivery_estimate"},
+        {"text": "when will the card get here", "label": "nonsense_label"},
+    ]
+    _load(con, tmp_path, "c.jsonl", rows, datetime(2026, 1, 1))
+    cfg = filter_stage.FilterConfig(
+        labels=("card_arrival", "card_delivery_estimate"), dedup_threshold=None
+    )
+    filter_stage.run_stage(con, cfg)
+    fired = _fired(con)
+    assert fired["c.jsonl:1"] == {"conflicting_labels"}
+    assert fired["c.jsonl:2"] == {"conflicting_labels"}
+    assert "label_not_allowed" in fired["c.jsonl:3"]
+    assert con.execute("SELECT count(*) FROM filtered").fetchall()[0][0] == 0
+
+
+def test_changed_thresholds_recompute_cached_flags(con, tmp_path):
+    _load(con, tmp_path, "a.jsonl", GOOD, datetime(2026, 1, 1))
+    filter_stage.run_stage(con, CFG)
+    strict = filter_stage.FilterConfig(task_type="instruction", max_response_chars=120)
+    report = filter_stage.run_stage(con, strict)
+    assert report.new_records["record_rules"] == 4
+    long_ones = pd.DataFrame(GOOD)["output"].str.len().gt(120).sum()
+    assert con.execute(
+        "SELECT count(*) FROM rejections WHERE rule = 'response_too_long'"
+    ).fetchall()[0][0] == long_ones
+
+
+def test_web_documents_are_ingested_and_get_document_rules_not_pair_rules(con, tmp_path):
+    data = Path(__file__).parent / "data" / "documents"
+    warc = ingest.read_file(data / "crawl-sample.warc.gz", {}, 1_000_000)
+    page = ingest.read_file(data / "own-article.html", {}, 1_000_000)
+    assert warc.file_format == "warc" and page.file_format == "html"
+    assert len(warc.records) > 0 and len(page.records) == 1
+    ingest.store_batch(con, warc, datetime(2026, 1, 1))
+    ingest.store_batch(con, page, datetime(2026, 1, 1))
+    # an instruction batch beside them: its records must never meet a document rule
+    _load(con, tmp_path, "a.jsonl", GOOD, datetime(2026, 1, 2))
+    filter_stage.run_stage(con, CFG)
+    by_rule = dict(con.sql("SELECT rule, count(*) FROM rejections GROUP BY 1").fetchall())
+    document_rules = {r.name for r in rules_documents.document_rules()}
+    pair_only = {r.name for r in rules_pairs.pair_rules()} - {"near_duplicate"}
+    fired = con.sql("SELECT record_id, rule FROM rejections").df()
+    on_pairs = fired[fired["record_id"].str.startswith("a.jsonl")]
+    on_docs = fired[~fired["record_id"].str.startswith("a.jsonl")]
+    assert on_pairs.empty
+    assert not set(on_docs["rule"]) & pair_only  # e.g. no empty_response on a web page
+    assert set(by_rule) <= document_rules | {"exact_duplicate", "near_duplicate",
+                                             "language_not_allowed", "prompt_too_short"}
+    kept_docs = con.execute(
+        "SELECT count(*) FROM filtered WHERE record_id NOT LIKE 'a.jsonl%'"
+    ).fetchall()[0][0]
+    total_docs = len(warc.records) + len(page.records)
+    assert kept_docs + on_docs["record_id"].nunique() == total_docs
+
+
+def test_a_rule_that_suddenly_drops_most_of_a_batch_fails_the_filtered_suite(con, tmp_path):
+    from curation_assets.config import Settings
+    from curation_assets.core.expectations import run_validations
+    from curation_assets.stages.filtered import filtered_expectations
+
+    settings = Settings(data_dir=tmp_path, task_type="instruction", labels=())
+    rows = [*GOOD, *({"instruction": f"Say {i}.", "output": "ok"} for i in range(6))]
+    _load(con, tmp_path, "a.jsonl", rows, datetime(2026, 1, 1))
+    filter_stage.run_stage(con, filter_stage.FilterConfig(task_type="instruction"))
+    suite = {v.name: v for v in filtered_expectations(settings)}
+    result = run_validations(con, [suite["rule_drop_rates"]])
+    assert not result.success  # prompt_too_short dropped 6 of 10 records > 0.30
+    assert result.failures[0]["unexpected_count"] == 1
+    relaxed = Settings(
+        data_dir=tmp_path,
+        task_type="instruction",
+        labels=(),
+        rule_drop_rate_bounds={"prompt_too_short": "0.7"},
+    )
+    relaxed_suite = {v.name: v for v in filtered_expectations(relaxed)}
+    assert run_validations(con, [relaxed_suite["rule_drop_rates"]]).success
