@@ -34,6 +34,7 @@ from curation_assets.core import (
     decontamination,
     dedup,
     filtering,
+    ingest,
     language,
     pii,
     rules_documents,
@@ -152,7 +153,7 @@ def run_stage(
         t = report.lap("near_dedup", t, result.new_records)
     n = _decontaminate(con, cfg, evaluation)
     t = report.lap("decontamination", t, n)
-    filtering.run_filters(con, rule_set, incremental=True)
+    filtering.run_filters(con, rule_set, update_flags=False)  # flags are fresh
     t = report.lap("corpus_rules_and_tables", t)
     n = _redact(con, cfg)
     report.lap("pii", t, n)
@@ -201,21 +202,11 @@ def _evaluation_texts(
 
 
 def _read_eval_file(path: Path) -> pd.DataFrame:
-    """JSONL/CSV/Parquet with prompt (+ response) or text columns; ids are FILE:ROW."""
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    elif path.suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    else:
-        frame = pd.read_json(path, lines=True, dtype=False)
-    if "text" in frame:
-        text = frame["text"].astype(str)
-    else:
-        prompt = frame.get("prompt", frame.get("instruction", ""))
-        response = frame.get("response", frame.get("output", ""))
-        text = prompt.astype(str) + " " + pd.Series(response, index=frame.index).astype(str)
-    ids = [f"{path.name}:{i + 1}" for i in range(len(frame))]
-    return pd.DataFrame({"eval_id": ids, "text": text.to_numpy()})
+    """Any file the inbox accepts (same readers and column mapping); ids are FILE:LINE."""
+    records = ingest.read_file(path, {}, max_record_bytes=10_000_000).records
+    text = records["prompt"].fillna("") + " " + records["response"].fillna("")
+    ids = path.name + ":" + records["line_no"].astype(str)
+    return pd.DataFrame({"eval_id": ids.to_numpy(), "text": text.to_numpy()})
 
 
 def _decontaminate(

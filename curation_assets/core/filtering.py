@@ -96,7 +96,11 @@ _RULESET_TABLE = "record_flags_ruleset"
 
 
 def run_filters(
-    con: duckdb.DuckDBPyConnection, rules: list[Rule], *, incremental: bool = True
+    con: duckdb.DuckDBPyConnection,
+    rules: list[Rule],
+    *,
+    incremental: bool = True,
+    update_flags: bool = True,
 ) -> int:
     """Rebuild ``filtered``, ``rejections`` and ``filter_flags`` from ``raw_scrapes``.
 
@@ -107,11 +111,12 @@ def run_filters(
     Record-scope rules are evaluated only for records not yet in ``record_flags`` (or whose
     content changed), so a new batch costs its own size; the cache is rebuilt when the
     rule set changes or ``incremental`` is off. Corpus-scope rules run over everything.
-    Returns the number of records whose record-scope flags were computed.
+    Returns the number of records whose record-scope flags were computed. Pass
+    ``update_flags=False`` when ``update_record_flags`` just ran for these rules.
     """
     local = [r for r in rules if r.scope == "record"]
     corpus = [r for r in rules if r.scope == "corpus"]
-    computed = update_record_flags(con, local, incremental)
+    computed = update_record_flags(con, local, incremental) if update_flags else 0
     local_cols = ", ".join(f"f.rule_{r.name}" for r in local)
     corpus_cols = ",\n".join(f"coalesce({r.condition}, TRUE) AS rule_{r.name}" for r in corpus)
     columns = ", ".join(c for c in (local_cols, corpus_cols) if c)
