@@ -1,4 +1,5 @@
-"""The ``curation`` command: run the demo job, trace an example, import decisions."""
+"""The ``curation`` command: run the demo job, trace an example, manage decisions, users
+and the review web app."""
 
 import argparse
 import json
@@ -24,8 +25,34 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("--json", action="store_true", help="machine-readable output")
     dec = sub.add_parser("decisions", help="the decision store")
     dec_sub = dec.add_subparsers(dest="action", required=True)
-    imp = dec_sub.add_parser("import", help="append decisions from a JSONL or CSV file")
+    imp = dec_sub.add_parser(
+        "import", help="append decisions from a JSONL or CSV file, or a Label Studio JSON export"
+    )
     imp.add_argument("file", type=Path)
+    imp.add_argument(
+        "--role",
+        choices=["reviewer", "expert"],
+        default="reviewer",
+        help="role of the annotators of a Label Studio export (JSONL/CSV carry their own)",
+    )
+    exp = dec_sub.add_parser("export-queue", help="write the published review queue to a file")
+    exp.add_argument("file", type=Path)
+    exp.add_argument("--format", choices=["jsonl", "label-studio"], default="jsonl")
+    review = sub.add_parser("review", help="serve the review web app")
+    review.add_argument("--host", help="default: CURATION_REVIEW_HOST (127.0.0.1)")
+    review.add_argument("--port", type=int, help="default: CURATION_REVIEW_PORT (8765)")
+    review.add_argument(
+        "--secure-cookies", action="store_true", help="mark the session cookie Secure (HTTPS)"
+    )
+    review.add_argument("--log-level", default="info")
+    users = sub.add_parser("users", help="accounts of the review web app")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    add = users_sub.add_parser("add", help="create a user (or reset one with --replace)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=["reviewer", "expert", "admin"], required=True)
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument("--replace", action="store_true", help="reset an existing user")
+    users_sub.add_parser("list", help="list users and roles")
     sub.add_parser("settings", help="print the effective settings")
     args = parser.parse_args(argv)
 
@@ -35,20 +62,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "trace":
         return _trace(settings, args.id, args.json)
+    if args.command == "decisions" and args.action == "export-queue":
+        return _export_queue(settings, args.file, args.format)
     if args.command == "decisions":
-        return _import_decisions(settings, args.file)
+        return _import_decisions(settings, args.file, args.role)
+    if args.command == "review":
+        return _review(settings, args)
+    if args.command == "users":
+        return _users(settings, args)
     if args.command == "demo":
         return _demo(settings, fresh=args.fresh)
     return _run(settings, skip_training=args.skip_training)
 
 
-def _import_decisions(settings: Settings, file: Path) -> int:
+def _import_decisions(settings: Settings, file: Path, role: str = "reviewer") -> int:
     from curation_assets.core import decisions
 
     if not file.exists():
         print(f"no such file: {file}", file=sys.stderr)
         return 2
-    report = decisions.import_file(file, settings.decision_store)
+    report = decisions.import_file(file, settings.decision_store, label_studio_role=role)
     print(
         f"{file}: {report.added} added, {report.already_present} already in the store, "
         f"{len(report.errors)} refused -> {settings.decision_store}"
@@ -56,6 +89,57 @@ def _import_decisions(settings: Settings, file: Path) -> int:
     for line_no, reason in report.errors[:20]:
         print(f"  line {line_no}: {reason}", file=sys.stderr)
     return 1 if report.errors else 0
+
+
+def _export_queue(settings: Settings, file: Path, fmt: str) -> int:
+    from curation_assets.core import decisions
+
+    count = decisions.export_queue(settings.decision_store, file, fmt)
+    print(f"{count} queue items -> {file}")
+    if fmt == "label-studio":
+        config = file.with_name(file.stem + ".label_config.xml")
+        config.write_text(decisions.label_studio_config(settings.labels), encoding="utf-8")
+        print(f"labeling interface for Label Studio -> {config}")
+    if count == 0:
+        print("the queue is empty: materialize review_queue first", file=sys.stderr)
+    return 0
+
+
+def _review(settings: Settings, args: argparse.Namespace) -> int:
+    from curation_assets.review_app import serve
+
+    host = args.host or settings.review_host
+    port = args.port or settings.review_port
+    print(f"review app on http://{host}:{port}  (decision store: {settings.decision_store})")
+    serve(settings, host, port, https_only=args.secure_cookies, log_level=args.log_level)
+    return 0
+
+
+def _users(settings: Settings, args: argparse.Namespace) -> int:
+    from curation_assets.core import decisions
+
+    if args.action == "list":
+        for user in decisions.list_users(settings.decision_store):
+            print(f"{user['username']}\t{user['role']}\t{user['created_at']}")
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("the passwords differ", file=sys.stderr)
+            return 2
+    try:
+        decisions.add_user(
+            settings.decision_store, args.name, password, args.role, replace=args.replace
+        )
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(f"user {args.name} ({args.role}) -> {settings.decision_store}")
+    return 0
 
 
 def _demo(settings: Settings, fresh: bool) -> int:

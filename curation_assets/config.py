@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curation_assets.training.params import TrainParams
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: The bundled demo's label set (10 confusable banking77 intents).
@@ -72,6 +74,8 @@ class Settings:
     reviews_required: int = 1  # independent reviews per example; disagreements -> expert
     verified_takes_suspect_fixes: bool = False  # expert fixes from the suspect queue
     min_agreement: float = 0.4  # lowest acceptable Cohen's kappa between reviewers
+    min_agreement_items: int = 20  # examples with 2+ reviews needed before kappa is checked
+    suspect_encoder: str = "auto"  # suspect scores: "auto" (packaged MiniLM), path, or "none"
     review_host: str = "127.0.0.1"  # the review web app
     review_port: int = 8765
 
@@ -81,14 +85,21 @@ class Settings:
     min_verified_examples: int = 100
     min_validation_examples: int = 20
 
-    # --- fine-tune ---------------------------------------------------------------------
-    base_model: str = "auto"  # hub id or local path; "auto" = packaged all-MiniLM-L6-v2
-    epochs: float = 8.0
-    learning_rate: float = 1e-4
-    batch_size: int = 32
-    max_length: int = 64
-    seed: int = 13
-    require_gpu: bool = False
+    # --- fine-tune (defaults: curation_assets.training.params.TrainParams) ------------------
+    base_model: str = "auto"  # hub id or local path; "auto": packaged MiniLM (SFT: SmolLM2 id)
+    epochs: float = TrainParams.epochs
+    learning_rate: float = TrainParams.learning_rate
+    batch_size: int = TrainParams.batch_size
+    max_length: int = TrainParams.max_length  # tokens; 0 = 64 for classification, 512 for SFT
+    seed: int = TrainParams.seed
+    require_gpu: bool = TrainParams.require_gpu  # fail clearly when torch sees no CUDA GPU
+    lora: bool = TrainParams.lora  # LoRA adapters (peft) instead of a full fine-tune
+    lora_r: int = TrainParams.lora_r
+    packing: str = TrainParams.packing  # SFT batching: auto, bucket, pack, none
+    precision: str = TrainParams.precision  # auto (bf16 on a capable GPU), fp32, bf16
+    eval_files: tuple[str, ...] = ()  # extra evaluation sets: JSONL/CSV/Parquet prompt+response
+    ladder_trainer: str = "head"  # quality_ladder: "head" (frozen encoder) or "finetune"
+    ladder_steps: int = 0  # optimizer steps per ladder rung; 0 = `epochs` over the largest rung
 
     # --- schedule ----------------------------------------------------------------------
     nightly_cron: str = "0 2 * * *"

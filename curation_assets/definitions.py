@@ -11,7 +11,7 @@ from curation_assets.automation import (
 )
 from curation_assets.config import Settings
 from curation_assets.resources import build_resources
-from curation_assets.stages import filtered, ingest, lineage, review, training
+from curation_assets.stages import filtered, ingest, ladder, lineage, review, training
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -28,6 +28,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             training.fine_tuned_model,
             training.model_evaluation,
             lineage.example_lineage,
+            ladder.quality_ladder,
         ],
         asset_checks=[
             ingest.raw_scrapes_check,
@@ -38,13 +39,14 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             training.fine_tuned_model_check,
             training.model_evaluation_check,
             lineage.example_lineage_check,
+            ladder.quality_ladder_check,
         ],
         jobs=[ingest_job, curate_job, refresh_job],
         schedules=[nightly_refresh(settings)],
         sensors=[ingest.inbox_sensor, review.decisions_sensor, automation_sensor],
         resources={
             **build_resources(settings),
-            "pipes_subprocess_client": dg.PipesSubprocessClient(),
+            "training_client": dg.PipesSubprocessClient(),
         },
         # One process per run, not per step: a re-import per step costs ~20 s each here.
         executor=dg.in_process_executor,

@@ -5,10 +5,15 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+import dagster as dg
+import pandas as pd
 import pytest
 
+from curation_assets.config import Settings
 from curation_assets.core import decisions, filtering, ingest, review
 from curation_assets.core.records import example_id
+from curation_assets.resources import build_resources
+from curation_assets.stages.review import review_queue
 
 
 def _decision(
@@ -139,3 +144,281 @@ def test_split_is_stable_and_by_prompt(con):
         "UNION ALL SELECT 'Same  Prompt', 'validation'"
     )
     assert review.split_overlap(con) == 1
+
+
+def _filter(con, rows, tmp_path, name="a.jsonl"):
+    path = tmp_path / name
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    ingest.store_batch(con, ingest.read_file(path, {}, 10_000), datetime(2026, 1, 1))
+    filtering.run_filters(
+        con,
+        filtering.rules_for(
+            min_prompt_chars=3, max_prompt_chars=500, min_response_chars=1, max_response_chars=50
+        ),
+    )
+
+
+_WORDS = {
+    "billing": "refund the double charge on my invoice",
+    "login": "reset my password, I am locked out of my account",
+    "delivery": "where is my parcel, the courier never came",
+}
+
+
+def _varied_rows(n_per_label=30):
+    """Labelled messages over two sources with short, medium and long prompts."""
+    rows = []
+    for label, words in _WORDS.items():
+        for i in range(n_per_label):
+            text = f"{words} {i}" + " please" * (i % 7) * (3 if i % 5 == 0 else 1)
+            rows.append({"text": text, "label": label, "source": ("email", "chat")[i % 2]})
+    return rows
+
+
+def _store(tmp_path, rows):
+    store = tmp_path / "d.sqlite"
+    db = decisions.connect(store)
+    for row in rows:
+        decisions.record(db, row)
+    db.close()
+    return decisions.load_all(store)
+
+
+def _queue(con):
+    return con.sql("SELECT * FROM review_queue ORDER BY queue, priority").df()
+
+
+def test_coverage_sample_is_stratified_bounded_and_deterministic(con, tmp_path):
+    rows = _varied_rows()
+    _filter(con, rows, tmp_path)
+    config = review.QueueConfig(coverage_sample_size=12, suspect_queue_size=10)
+    empty = decisions.load_all(tmp_path / "none.sqlite")
+    review.build_review_queue(con, empty, config)
+    queue = _queue(con)
+    coverage = queue[queue.queue == "coverage"]
+    assert len(coverage) == 12 and len(queue[queue.queue == "suspect"]) == 10
+    assert queue["example_id"].is_unique
+    assert sorted(coverage.response.value_counts().tolist()) == [4, 4, 4]  # labels even
+    assert set(coverage.source) == {"email", "chat"}
+    assert set(coverage.head(3).response) == set(_WORDS)  # labels interleaved
+    assert coverage.priority.tolist() == list(range(1, 13))
+    # edge cases: every label's shortest and longest prompt are in the sample
+    lengths = con.sql("SELECT response, length(prompt) AS n FROM filtered").df()
+    picked = coverage.assign(n=coverage.prompt.str.len()).groupby("response")["n"]
+    assert picked.min().equals(lengths.groupby("response")["n"].min())
+    assert picked.max().equals(lengths.groupby("response")["n"].max())
+    assert coverage.queue_reason.str.contains("shortest of its label").any()
+    assert coverage.queue_reason.str.startswith("coverage: ").all()
+
+    # deterministic: same sample and order again, and from the rows in another order
+    review.build_review_queue(con, empty, config)
+    assert _queue(con)[["example_id", "priority"]].equals(queue[["example_id", "priority"]])
+    other = duckdb_file(tmp_path / "other.duckdb")
+    _filter(other, list(reversed(rows)), tmp_path, name="b.jsonl")
+    review.build_review_queue(other, empty, config)
+    again = _queue(other)
+    assert again[["example_id", "queue", "priority"]].equals(
+        queue[["example_id", "queue", "priority"]]
+    )
+    other.close()
+
+
+def duckdb_file(path):
+    import duckdb
+
+    return duckdb.connect(str(path))
+
+
+def test_disagreement_goes_to_an_expert_first(queued, tmp_path):
+    con, ids = queued
+    config = review.QueueConfig(reviews_required=2)
+    frame = _store(
+        tmp_path,
+        [
+            _decision(ids[5], who="alice"),
+            _decision(ids[5], who="bob", decision="edit", corrected="billing"),
+            _decision(ids[6], who="alice"),
+            _decision(ids[6], who="bob"),
+            _decision(ids[7], who="alice"),
+        ],
+    )
+    review.build_review_queue(con, frame, config)
+    queue = _queue(con).set_index("example_id")
+    assert queue.loc[ids[5], "review_status"] == "needs_expert"
+    assert queue.loc[ids[5], "priority"] == 1
+    assert queue.loc[ids[5], "queue_reason"].startswith("reviewers disagree (alice: login;")
+    assert queue.loc[ids[6], "review_status"] == "reviewed"
+    assert queue.loc[ids[7], "review_status"] == "in_review"  # 1 of 2 reviews
+    assert (queue.reviews_required == 2).all()
+    review.build_reviewed(con, frame, reviews_required=2)
+    assert set(con.sql("SELECT example_id FROM reviewed").df().example_id) == {ids[6]}
+    agreement = con.sql("SELECT * FROM review_agreement WHERE scope = 'overall'").df()
+    assert (agreement["items"][0], agreement["observed_agreement"][0]) == (2, 0.5)
+
+    # the expert settles it; history stays, the expert's decision decides
+    frame = _store(
+        tmp_path,
+        [_decision(ids[5], who="dr_chen", role="expert", decision="edit", corrected="billing")],
+    )
+    review.build_review_queue(con, frame, config)
+    assert _queue(con).set_index("example_id").loc[ids[5], "review_status"] == "verified"
+    review.build_reviewed(con, frame, reviews_required=2)
+    review.build_verified(con, frame, validation_fraction=0.5)
+    assert con.sql("SELECT response FROM verified").fetchall() == [("billing",)]
+    assert len(frame) == 6
+
+
+def _two_queue_world(con, tmp_path):
+    _filter(con, _varied_rows(10), tmp_path)
+    config = review.QueueConfig(coverage_sample_size=6, suspect_queue_size=6)
+    review.build_review_queue(con, decisions.load_all(tmp_path / "none.sqlite"), config)
+    queue = _queue(con)
+    cov = queue[queue.queue == "coverage"].example_id.tolist()
+    sus = queue[queue.queue == "suspect"].example_id.tolist()
+    expert = dict(who="dr_chen", role="expert")
+    frame = _store(
+        tmp_path,
+        [
+            _decision(cov[0], **expert),
+            _decision(cov[1], **expert, decision="reject"),
+            _decision(sus[0], **expert, decision="edit", corrected="delivery"),
+            _decision(sus[1], **expert),
+            _decision(sus[2], who="alice", decision="edit", corrected="billing"),
+        ],
+    )
+    return config, frame, cov, sus
+
+
+def test_suspect_fixes_clean_reviewed_but_reach_verified_only_when_configured(con, tmp_path):
+    config, frame, cov, sus = _two_queue_world(con, tmp_path)
+    review.build_review_queue(con, frame, config)
+    status = dict(con.sql("SELECT example_id, review_status FROM review_queue").fetchall())
+    assert (status[cov[0]], status[cov[1]], status[sus[0]]) == (
+        "verified",
+        "rejected",
+        "expert_checked",
+    )
+    review.build_reviewed(con, frame)
+    reviewed = con.sql("SELECT example_id, from_queue, response FROM reviewed").df()
+    marks = dict(zip(reviewed.example_id, reviewed.from_queue, strict=True))
+    assert marks == {cov[0]: "coverage", sus[0]: "suspect", sus[1]: "suspect", sus[2]: "suspect"}
+    assert reviewed.set_index("example_id").loc[sus[0], "response"] == "delivery"
+
+    review.build_verified(con, frame, validation_fraction=0.5)
+    assert [r[0] for r in con.sql("SELECT example_id FROM verified").fetchall()] == [cov[0]]
+    review.build_verified(con, frame, validation_fraction=0.5, take_suspect_fixes=True)
+    verified = {r[0] for r in con.sql("SELECT example_id FROM verified").fetchall()}
+    assert verified == {cov[0], sus[0], sus[1]}  # alice is a reviewer, not an expert
+
+
+def test_decided_examples_keep_their_queue(con, tmp_path):
+    config, frame, cov, sus = _two_queue_world(con, tmp_path)
+    review.build_review_queue(con, frame, config)
+    smaller = review.QueueConfig(coverage_sample_size=1, suspect_queue_size=1)
+    review.build_review_queue(con, frame, smaller)
+    queue = _queue(con)
+    kept = dict(zip(queue.example_id, queue.queue, strict=True))
+    assert {cov[0], cov[1]} <= {e for e, q in kept.items() if q == "coverage"}
+    assert {sus[0], sus[1], sus[2]} <= {e for e, q in kept.items() if q == "suspect"}
+    assert len(kept) == 5  # undecided examples left the shrunken queues
+
+
+def test_expert_time_accounting(queued, tmp_path):
+    con, ids = queued
+    rows = [_decision(ids[i], who="dr_chen", role="expert") for i in range(3)]
+    rows[0]["seconds_spent"], rows[1]["seconds_spent"], rows[2]["seconds_spent"] = 10, 20, 30
+    frame = _store(tmp_path, [*rows, _decision(ids[3])])
+    review.build_review_queue(con, frame)
+    review.build_reviewed(con, frame)
+    review.build_verified(con, frame, validation_fraction=0.5)
+    accounting = review.expert_time(con)
+    assert accounting["expert_decisions"] == 3
+    assert accounting["expert_seconds_per_decision"] == 20.0
+    assert accounting["expert_decisions_per_hour"] == 180.0  # 3600 * 3 / 60
+    assert accounting["expert_seconds_per_verified_example"] == 20.0
+
+
+def test_review_queue_asset_publishes_both_queues(tmp_path):
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        labels=("billing", "login", "delivery"),
+        coverage_sample_size=9,
+        suspect_queue_size=5,
+        reviews_required=2,
+        suspect_encoder="none",
+    )
+    resources = build_resources(settings)
+    with resources["duckdb"].get_connection() as con:
+        _filter(con, _varied_rows(10), tmp_path)
+    result = dg.materialize([review_queue], resources=resources)
+    assert result.success
+    published = decisions.load_queue(settings.decision_store)
+    assert list(published.columns) == list(decisions.QUEUE_COLUMNS)
+    assert published.groupby("queue").size().to_dict() == {"coverage": 9, "suspect": 5}
+    assert (published.reviews_required == 2).all()
+    for column in ("flags", "pii", "near_duplicates"):
+        assert published[column].map(json.loads).map(lambda v: isinstance(v, list)).all()
+    assert published.score.between(0, 1).all() and published.queue_reason.notna().all()
+    meta = result.asset_materializations_for_node("review_queue")[0].metadata
+    assert meta["coverage_examples"].value == 9 and meta["published_to_review_app"].value == 14
+    assert isinstance(pd.DataFrame(published), pd.DataFrame)
+
+
+def test_queue_shows_what_the_filter_stage_found(con):
+    """Rule warnings, PII findings and near duplicates, from whatever filtered provides."""
+    con.execute(
+        """CREATE TABLE filtered AS SELECT * FROM (VALUES
+               ('e1', 'r1', 'b', 'email me at [EMAIL] about the refund', 'billing',
+                ['mojibake']),
+               ('e2', 'r2', 'b', 'refund the double charge please', 'billing', NULL),
+               ('e3', 'r3', 'b', 'reset my password now', 'login', NULL),
+               ('e4', 'r4', 'b', 'I am locked out of my account', 'login', NULL))
+           t(example_id, record_id, batch, prompt, response, warnings)"""
+    )
+    con.execute("ALTER TABLE filtered ADD COLUMN source VARCHAR")
+    con.execute(
+        "CREATE TABLE raw_scrapes AS SELECT 'r9' AS record_id, 'e9' AS example_id, "
+        "'refund the double charge pls' AS prompt"
+    )
+    con.execute(
+        "CREATE TABLE near_duplicates AS SELECT 'r9' AS record_id, 2 AS cluster_id, "
+        "'r2' AS representative_record_id"
+    )
+    con.execute(
+        """CREATE TABLE pii_redactions AS SELECT 'r1' AS record_id, 'prompt' AS "column",
+           'email' AS kind, 12 AS start, 25 AS "end", 12 AS out_start, 19 AS out_end"""
+    )
+    review.build_review_queue(con, decisions.load_all(Path("/nonexistent")))
+    items = review.queue_for_app(con).set_index("example_id")
+    assert json.loads(items.loc["e1", "flags"]) == [{"rule": "mojibake", "reason": "mojibake"}]
+    assert json.loads(items.loc["e1", "pii"]) == [
+        {"field": "prompt", "kind": "email", "start": 12, "end": 19}
+    ]
+    assert json.loads(items.loc["e2", "near_duplicates"]) == [
+        {"example_id": "e9", "prompt": "refund the double charge pls"}
+    ]
+    assert items.loc["e3", ["flags", "pii", "near_duplicates"]].tolist() == ["[]"] * 3
+    assert "rule warnings" in items.loc["e1", "queue_reason"]
+
+
+def test_agreement_check_bounds_kappa_once_there_is_enough_overlap(queued, tmp_path):
+    from curation_assets.core.expectations import run_validations
+    from curation_assets.stages.review import reviewed_expectations
+
+    con, ids = queued
+    rows = []
+    for i, eid in enumerate(ids[:8]):  # alice accepts all, bob rejects every other one
+        rows += [
+            _decision(eid, who="alice"),
+            _decision(eid, who="bob", decision=("accept", "reject")[i % 2]),
+        ]
+    frame = _store(tmp_path, rows)
+    review.build_review_queue(con, frame, review.QueueConfig(reviews_required=2))
+    stats = review.build_reviewed(con, frame, reviews_required=2).set_index("scope")
+    assert stats.loc["overall", "items"] == 8 and stats.loc["overall", "kappa"] < 0.4
+    strict = Settings(labels=(), min_agreement=0.4, min_agreement_items=5)
+    result = run_validations(con, reviewed_expectations(strict))
+    assert not result.success
+    assert [f["validation"] for f in result.failures] == ["agreement"]
+    lenient = Settings(labels=(), min_agreement=0.4, min_agreement_items=50)
+    assert run_validations(con, reviewed_expectations(lenient)).success  # too few to judge

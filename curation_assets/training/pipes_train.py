@@ -1,15 +1,18 @@
 """Standalone fine-tuning script: launched by Dagster Pipes, or run by hand with flags.
 
-Under Pipes (``DAGSTER_PIPES_CONTEXT`` is set) it reads the extras ``train_path``,
-``validation_path``, ``output_dir``, ``base_model``, ``params`` and, optionally,
+Under Pipes (``DAGSTER_PIPES_CONTEXT`` is set) it reads the extras ``task_type``
+(``classification`` or ``sft``), ``train_path``, ``validation_path``, ``output_dir``,
+``base_model``, ``params`` (``TrainParams`` fields) and, optionally,
 ``report_convergence_check`` (only when the asset declares an ``AssetCheckSpec`` named
 ``training_converged``), and reports one materialization with the metrics. By hand::
 
     python -m curation_assets.training.pipes_train --train train.parquet \\
         --validation validation.parquet --output-dir models/m1 --base-model auto --epochs 4
 
-prints the metrics as JSON on stdout (progress goes to stderr). Exit status 1 on failure.
-Imports nothing from ``dagster``: only ``dagster_pipes``.
+prints the metrics as JSON on stdout (progress goes to stderr). Exit status 2 for an error
+that a retry cannot fix (bad data or parameters, a required GPU missing), 1 for any other
+failure. Imports nothing from ``dagster``: only ``dagster_pipes``, so it runs unchanged in
+a GPU pod launched by ``PipesK8sClient`` (docs/remote_training.md).
 """
 
 import argparse
@@ -25,6 +28,10 @@ from typing import Any
 COLUMNS = ("example_id", "prompt", "response")
 CHECK_NAME = "training_converged"
 EXPECTED_ERRORS = (ValueError, RuntimeError, OSError)
+#: Written to the output folder when training fails under Pipes: the reason, one line.
+ERROR_FILE = "TRAINING_ERROR.txt"
+#: Exit status of a failure that retrying cannot fix (the asset does not retry it).
+EXIT_PERMANENT = 2
 
 
 def read_rows(path: str | Path | None) -> list[dict[str, Any]]:
@@ -43,6 +50,14 @@ def read_rows(path: str | Path | None) -> list[dict[str, Any]]:
     return pq.read_table(path, columns=list(COLUMNS)).to_pylist()
 
 
+def _ensure_importable() -> None:
+    """Run by path (``python .../pipes_train.py``): put the package's root on ``sys.path``."""
+    if not __package__:
+        root = str(Path(__file__).resolve().parents[2])
+        if root not in sys.path:
+            sys.path.insert(0, root)
+
+
 def converged(loss_curve: Sequence[Sequence[float]]) -> bool:
     """True when the loss is finite and the last points average below the first logged loss."""
     losses = [float(loss) for _, loss in loss_curve]
@@ -59,17 +74,20 @@ def _train(
     base_model: str,
     params: dict[str, Any],
     log: Callable[[str], None],
+    task_type: str = "classification",
 ) -> dict[str, Any]:
-    if not __package__:  # run by path: make the package importable
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    _ensure_importable()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from curation_assets.training.classifier import TrainParams, train_classifier
+    from curation_assets.training.classifier import train_classifier
+    from curation_assets.training.params import TrainParams, normalize_task
+    from curation_assets.training.sft import train_sft
 
+    task = normalize_task(task_type)
     train_params = TrainParams.from_dict(params)
     train_rows = read_rows(train_path)
     validation_rows = read_rows(validation_path)
     log(
-        f"fine-tuning {base_model!r} on {len(train_rows)} train rows "
+        f"fine-tuning {base_model!r} ({task}) on {len(train_rows)} train rows "
         f"({len(validation_rows)} validation) into {output_dir}; params {train_params}"
     )
 
@@ -83,16 +101,17 @@ def _train(
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
-    metrics = train_classifier(
-        train_rows, validation_rows, base_model, output_dir, train_params, on_metrics
-    )
+    trainer = train_classifier if task == "classification" else train_sft
+    metrics = trainer(train_rows, validation_rows, base_model, output_dir, train_params, on_metrics)
+    metrics["task_type"] = task
     metrics["converged"] = converged(metrics["loss_curve"])
     summary = (
         f"trained in {metrics['train_seconds']:.1f} s on {metrics['device']}: "
-        f"train loss {metrics['train_loss']:.4f}"
+        f"train loss {metrics['train_loss']:.4f}, {metrics['tokens_per_second']:.0f} tokens/s"
     )
-    if "validation_accuracy" in metrics:
-        summary += f", validation accuracy {metrics['validation_accuracy']:.3f}"
+    for key in ("validation_accuracy", "validation_loss", "validation_exact_match"):
+        if key in metrics:
+            summary += f", {key.replace('_', ' ')} {metrics[key]:.3f}"
     log(summary)
     return metrics
 
@@ -104,6 +123,18 @@ def pipes_metadata(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "final_loss": "float",
         "validation_accuracy": "float",
         "validation_macro_f1": "float",
+        "validation_loss": "float",
+        "validation_exact_match": "float",
+        "padding_efficiency": "float",
+        "gpu_peak_memory_gib": "float",
+        "gpu_reserved_memory_gib": "float",
+        "gpu_total_memory_gib": "float",
+        "processed_tokens": "int",
+        "response_tokens": "int",
+        "truncated_examples": "int",
+        "trainable_parameters": "int",
+        "task_type": "text",
+        "packing": "text",
         "epochs": "float",
         "train_seconds": "float",
         "examples_per_second": "float",
@@ -135,14 +166,22 @@ def run_pipes() -> int:
         missing = [k for k in ("train_path", "output_dir") if not pipes.extras.get(k)]
         if missing:
             raise ValueError(f"Pipes extras lack {missing}; got {sorted(pipes.extras)}")
-        metrics = _train(
-            pipes.extras["train_path"],
-            pipes.extras.get("validation_path"),
-            pipes.extras["output_dir"],
-            pipes.extras.get("base_model") or "auto",
-            pipes.extras.get("params") or {},
-            pipes.log.info,
-        )
+        error_file = Path(pipes.extras["output_dir"]) / ERROR_FILE
+        try:
+            metrics = _train(
+                pipes.extras["train_path"],
+                pipes.extras.get("validation_path"),
+                pipes.extras["output_dir"],
+                pipes.extras.get("base_model") or "auto",
+                pipes.extras.get("params") or {},
+                pipes.log.info,
+                pipes.extras.get("task_type") or "classification",
+            )
+        except Exception as exc:  # leave the reason where the launcher can read it
+            error_file.parent.mkdir(parents=True, exist_ok=True)
+            error_file.write_text(f"{type(exc).__name__}: {exc}\n")
+            pipes.log.error(f"training failed: {type(exc).__name__}: {exc}")
+            raise
         pipes.report_asset_materialization(
             metadata=pipes_metadata(metrics), data_version=metrics["data_version"]
         )
@@ -151,6 +190,7 @@ def run_pipes() -> int:
             pipes.report_asset_check(
                 check_name=CHECK_NAME,
                 passed=bool(metrics["converged"]),
+                severity="WARN",  # a flat loss deserves a look, not a blocked pipeline
                 metadata={
                     "first_loss": {"raw_value": float(curve[0][1]), "type": "float"},
                     "final_loss": {"raw_value": float(metrics["final_loss"]), "type": "float"},
@@ -162,13 +202,21 @@ def run_pipes() -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m curation_assets.training.pipes_train",
-        description="Fine-tune a text classifier on Parquet splits (example_id, prompt, response).",
+        description=(
+            "Fine-tune a text classifier or an instruction-following causal LM on Parquet "
+            "splits (example_id, prompt, response)."
+        ),
+    )
+    parser.add_argument(
+        "--task", default="classification", help="classification (default) or sft (instruction)"
     )
     parser.add_argument("--train", required=True, help="train split (Parquet)")
     parser.add_argument("--validation", help="validation split (Parquet), optional")
     parser.add_argument("--output-dir", required=True, help="folder for model, manifest, card")
     parser.add_argument(
-        "--base-model", default="auto", help="hub id, local folder, or 'auto' (all-MiniLM-L6-v2)"
+        "--base-model",
+        default="auto",
+        help="hub id, local folder, or 'auto' (all-MiniLM-L6-v2; SmolLM2-135M-Instruct for sft)",
     )
     parser.add_argument("--epochs", type=float)
     parser.add_argument("--learning-rate", type=float)
@@ -179,6 +227,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup-ratio", type=float)
     parser.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--require-gpu", action="store_true", default=None)
+    parser.add_argument("--max-steps", type=int, help="exact optimizer steps (0: from epochs)")
+    parser.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--lora-r", type=int)
+    parser.add_argument("--lora-alpha", type=int)
+    parser.add_argument("--packing", choices=["auto", "bucket", "pack", "none"])
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     return parser
 
 
@@ -192,6 +246,12 @@ PARAM_FLAGS = (
     "warmup_ratio",
     "freeze_embeddings",
     "require_gpu",
+    "max_steps",
+    "lora",
+    "lora_r",
+    "lora_alpha",
+    "packing",
+    "precision",
 )
 
 
@@ -206,19 +266,31 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         args.base_model,
         params,
         lambda message: print(message, file=sys.stderr, flush=True),
+        args.task,
     )
     print(json.dumps(metrics, indent=2))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Pipes mode when Dagster launched the process, CLI mode otherwise; 1 on failure."""
+    """Pipes mode when Dagster launched the process, CLI mode otherwise.
+
+    Exit status 0 on success, ``EXIT_PERMANENT`` (2) for a failure a retry cannot fix,
+    1 for any other (possibly transient) failure.
+    """
+    _ensure_importable()
+    from curation_assets.training.params import GPUUnavailableError
+
+    permanent = (ValueError, FileNotFoundError, GPUUnavailableError)
     from dagster_pipes import PipesEnvVarParamsLoader
 
     under_pipes = argv is None and PipesEnvVarParamsLoader().is_dagster_pipes_process()
     try:
         return run_pipes() if under_pipes else run_cli(argv)
-    except EXPECTED_ERRORS as exc:
+    except permanent as exc:
+        print(f"pipes_train: error: {exc}", file=sys.stderr)
+        return EXIT_PERMANENT
+    except EXPECTED_ERRORS as exc:  # e.g. a lost mount or a CUDA fault: worth a retry
         print(f"pipes_train: error: {exc}", file=sys.stderr)
     except Exception as exc:
         traceback.print_exc()

@@ -1,0 +1,260 @@
+"""Training efficiency on this machine: the product's SFT path against a plain Trainer.
+
+Same data, same tokenization (prompt labels -100), same randomly initialised small causal LM,
+same batch size, learning rate, epochs and precision (fp32 on a CPU; bf16 where supported);
+the only difference is how batches are formed:
+
+- plain: ``transformers.Trainer`` with default settings, a random sampler and padding to the
+  longest example in each batch (``DataCollatorForSeq2Seq``), no packing;
+- product: ``curation_assets.training.sft.train_sft`` (length-bucketed batches, ``packing``
+  ``bucket``; ``--modes bucket,pack`` adds padding-free packing).
+
+Reported: padding efficiency (real tokens / tokens processed) and real tokens per second of
+``trainer.train()``. Data: instruction/response pairs read from ``--data`` (JSONL files with
+``instruction``/``input``/``output``, e.g. the alpaca-libre and self-instruct files of the
+shared data folder, read-only); the tokenizer is trained on them locally (byte-level BPE with
+a ChatML template). Nothing is downloaded.
+
+    .venv/bin/python benchmarks/bench_training_efficiency.py --examples 1024 --json out.json
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEFAULT_DATA = [
+    "/work/shared/data/instructions/alpaca_libre_raw/alpaca_libre_tasks_v1.jsonl",
+    "/work/shared/data/instructions/alpaca_libre_raw/alpaca_libre_tasks_v2.jsonl",
+    "/work/shared/data/instructions/alpaca_libre_raw/alpaca_libre_tasks_v3.jsonl",
+    "/work/shared/data/instructions/self_instruct_user_oriented/user_oriented_instructions.jsonl",
+]
+
+
+def load_pairs(paths: list[str], limit: int, seed: int) -> list[dict[str, str]]:
+    """(example_id, prompt, response) rows from instruction JSONL files, shuffled, ``limit``."""
+    rows = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            for i, line in enumerate(handle):
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # the raw scrape has broken lines on purpose
+                if not isinstance(item, dict):
+                    continue
+                instruction = str(item.get("instruction") or "").strip()
+                extra = str(item.get("input") or item.get("instances", [{}])[0].get("input", ""))
+                output = item.get("output")
+                if output is None and item.get("instances"):
+                    output = item["instances"][0].get("output")
+                output = str(output or "").strip()
+                if not instruction or not output:
+                    continue
+                prompt = instruction + ("\n\n" + extra.strip() if extra.strip() else "")
+                rows.append(
+                    {"example_id": f"{Path(path).stem}:{i}", "prompt": prompt, "response": output}
+                )
+    random.Random(seed).shuffle(rows)
+    return rows[:limit]
+
+
+def build_base(folder: Path, rows: list[dict[str, str]], args: argparse.Namespace) -> Path:
+    """A Qwen2-style causal LM from a config (random init) and a locally trained tokenizer."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from curation_assets_tests.tiny_models import train_byte_level_tokenizer
+
+    texts = [r["prompt"] + "\n" + r["response"] for r in rows]
+    tokenizer = train_byte_level_tokenizer(texts, vocab_size=args.vocab, chat=True)
+    tokenizer.save_pretrained(str(folder))
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=args.hidden,
+        intermediate_size=args.hidden * 3,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.hidden // 64,
+        num_key_value_heads=max(1, args.hidden // 128),
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def run_plain(base: Path, rows: list[dict[str, str]], args: argparse.Namespace) -> dict[str, Any]:
+    """A default ``Trainer``: random batches padded to their longest example."""
+    import torch
+    from transformers import (
+        AutoModelForCausalLM,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    from curation_assets.training.sft import encode_rows, load_tokenizer
+
+    set_seed(args.seed)
+    tokenizer = load_tokenizer(str(base))
+    features, _, _ = encode_rows(tokenizer, rows, args.max_length, "train")
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    inner = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+    counts = {"real": 0, "processed": 0}
+
+    def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+        out = inner(batch)
+        counts["real"] += int(out["attention_mask"].sum())
+        counts["processed"] += int(out["input_ids"].numel())
+        return out
+
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = Trainer(
+            model=model,
+            args=TrainingArguments(
+                output_dir=scratch,
+                per_device_train_batch_size=args.batch_size,
+                num_train_epochs=args.epochs,
+                learning_rate=args.learning_rate,
+                report_to="none",
+                save_strategy="no",
+                disable_tqdm=True,
+                logging_strategy="no",
+                seed=args.seed,
+                bf16=bf16,
+                use_cpu=not torch.cuda.is_available(),
+            ),
+            train_dataset=features,
+            data_collator=collate,
+        )
+        started = time.perf_counter()
+        result = trainer.train()
+        seconds = time.perf_counter() - started
+    return {
+        "path": "plain Trainer (random batches, pad to longest)",
+        "seconds": round(seconds, 2),
+        "real_tokens": counts["real"],
+        "processed_tokens": counts["processed"],
+        "padding_efficiency": round(counts["real"] / counts["processed"], 4),
+        "real_tokens_per_second": round(counts["real"] / seconds, 1),
+        "train_loss": round(float(result.training_loss), 4),
+        "steps": int(trainer.state.global_step),
+    }
+
+
+def run_product(
+    base: Path, rows: list[dict[str, str]], args: argparse.Namespace, mode: str
+) -> dict[str, Any]:
+    from curation_assets.training.params import TrainParams
+    from curation_assets.training.sft import train_sft
+
+    params = TrainParams(
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+        packing=mode,
+        weight_decay=0.0,
+        warmup_ratio=0.0,
+    )
+    with tempfile.TemporaryDirectory() as out:
+        m = train_sft(rows, [], str(base), out, params)
+    return {
+        "path": f"product train_sft (packing={mode})",
+        "seconds": m["train_seconds"],
+        "real_tokens": m["train_tokens"],
+        "processed_tokens": m["processed_tokens"],
+        "padding_efficiency": m["padding_efficiency"],
+        "real_tokens_per_second": m["tokens_per_second"],
+        "train_loss": round(m["train_loss"], 4),
+        "steps": m["steps"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", nargs="*", default=DEFAULT_DATA)
+    parser.add_argument("--examples", type=int, default=1024)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--learning-rate", type=float, default=5e-4)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--vocab", type=int, default=8000)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--modes", default="bucket", help="product batching modes to time")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+    rows = load_pairs(args.data, args.examples, args.seed)
+    with tempfile.TemporaryDirectory() as folder:
+        base = build_base(Path(folder), rows, args)
+        from curation_assets.training.sft import encode_rows, load_tokenizer
+
+        lengths = [
+            len(f["input_ids"])
+            for f in encode_rows(load_tokenizer(str(base)), rows, args.max_length, "train")[0]
+        ]
+        params = sum(p.numel() for p in transformers.AutoModel.from_pretrained(base).parameters())
+        results = [run_plain(base, rows, args)]
+        results += [run_product(base, rows, args, mode) for mode in args.modes.split(",")]
+    plain = results[0]
+    for r in results:
+        r["tokens_per_second_vs_plain"] = round(
+            r["real_tokens_per_second"] / plain["real_tokens_per_second"], 2
+        )
+    lengths.sort()
+    summary = {
+        "device": "cuda"
+        if torch.cuda.is_available()
+        else f"cpu ({torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "examples": len(rows),
+        "model_parameters": params,
+        "tokens_per_example": {
+            "min": lengths[0],
+            "median": lengths[len(lengths) // 2],
+            "p90": lengths[int(len(lengths) * 0.9)],
+            "max": lengths[-1],
+            "mean": round(sum(lengths) / len(lengths), 1),
+        },
+        "config": vars(args),
+        "results": results,
+    }
+    print(json.dumps(summary, indent=2))
+    print("\n| path | padding efficiency | real tokens/s | vs plain | seconds | train loss |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r['path']} | {r['padding_efficiency']:.3f} | {r['real_tokens_per_second']:.0f} |"
+            f" {r['tokens_per_second_vs_plain']:.2f}x | {r['seconds']:.1f} | {r['train_loss']} |"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

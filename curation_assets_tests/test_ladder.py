@@ -1,0 +1,198 @@
+"""The quality ladder on a tiny hand-built warehouse: rungs, validation exclusion, table, asset."""
+
+import random
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from curation_assets.core.ladder import RUNGS, build_rungs
+from curation_assets.training.ladder import (
+    budget_steps,
+    ladder_markdown,
+    ladder_plot_png,
+    run_ladder,
+)
+from curation_assets.training.params import TrainParams
+from curation_assets_tests.tiny_models import build_tiny_classifier_base
+
+KEYWORDS = {
+    "refund": ["refund", "money", "reimburse"],
+    "shipping": ["delivery", "parcel", "courier"],
+    "login": ["password", "login", "locked"],
+}
+FILLER = ["please", "help", "me", "with", "my", "order", "today", "thanks", "the", "a"]
+
+
+def _rows(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        label = list(KEYWORDS)[i % 3]
+        words = rng.sample(FILLER, rng.randint(2, 6)) + rng.sample(KEYWORDS[label], 2)
+        rng.shuffle(words)
+        out.append({"example_id": f"s{seed}-{i:03d}", "prompt": " ".join(words), "response": label})
+    return out
+
+
+def build_warehouse(path: Path, with_suspects: bool) -> pd.DataFrame:
+    """raw -> filtered -> review_queue -> reviewed -> verified, and the decisions."""
+    clean = _rows(120, 1)
+    noisy = [  # wrong labels, which review removes
+        {**r, "example_id": r["example_id"] + "x", "response": "login"}
+        for r in _rows(40, 2)
+        if r["response"] != "login"
+    ]
+    verified = clean[:60]
+    validation = verified[:15]
+    raw = clean + noisy + [dict(r, example_id=r["example_id"] + "d") for r in validation[:5]]
+    filtered = clean + noisy
+    queue = pd.DataFrame(filtered)
+    queue["priority"] = range(1, len(queue) + 1)
+    reviewed_ids = {r["example_id"] for r in clean[:90]}
+    rejected_ids = {r["example_id"] for r in noisy[:10]}
+    queue["review_status"] = [
+        "verified"
+        if e in {v["example_id"] for v in verified}
+        else "reviewed"
+        if e in reviewed_ids
+        else "rejected"
+        if e in rejected_ids
+        else "pending"
+        for e in queue["example_id"]
+    ]
+    queue["n_decisions"] = (queue["review_status"] != "pending").astype(int)
+    if with_suspects:  # the noisy rows come first in the suspect queue
+        queue["queue"] = ["suspect" if e.endswith("x") else "coverage" for e in queue["example_id"]]
+        queue["priority"] = (~queue["queue"].eq("suspect")).astype(int) * 1000 + queue["priority"]
+    split = ["validation" if r in validation else "train" for r in verified]
+    with duckdb.connect(str(path)) as con:
+        for name, frame in (
+            ("raw_scrapes", pd.DataFrame(raw)),
+            ("filtered", pd.DataFrame(filtered)),
+            ("review_queue", queue),
+            ("reviewed", pd.DataFrame(clean[:90])),
+            ("verified", pd.DataFrame(verified).assign(split=split)),
+        ):
+            con.register("_frame", frame)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM _frame")
+            con.unregister("_frame")
+    decisions = [
+        {"example_id": e, "role": "reviewer", "seconds_spent": 30.0}
+        for e in queue.loc[queue["n_decisions"] > 0, "example_id"]
+    ] + [{"example_id": v["example_id"], "role": "expert", "seconds_spent": 60.0} for v in verified]
+    return pd.DataFrame(decisions)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    texts = [r["prompt"] for r in _rows(120, 1) + _rows(40, 2)]
+    return build_tiny_classifier_base(tmp_path_factory.mktemp("ladder-base"), texts)
+
+
+def test_rungs_exclude_validation_and_match_the_verified_size(tmp_path: Path) -> None:
+    decisions = build_warehouse(tmp_path / "w.duckdb", with_suspects=True)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        rungs = {r.name: r for r in build_rungs(con, decisions)}
+        val = set(con.sql("SELECT prompt FROM verified WHERE split = 'validation'").df()["prompt"])
+    assert list(rungs) == list(RUNGS)
+    for rung in rungs.values():  # no rung ever trains on a validation prompt
+        assert not {r["prompt"] for r in rung.rows} & val, rung.name
+    assert rungs["raw"].removed_validation_rows == 20  # 15 originals + 5 duplicates
+    n = len(rungs["verified"].rows)
+    assert n == 45
+    assert len(rungs["random_n"].rows) == len(rungs["longest_n"].rows) == n
+    longest = sorted(len(r["prompt"] + r["response"]) for r in rungs["longest_n"].rows)
+    assert (
+        longest[0] >= sorted(len(r["prompt"] + r["response"]) for r in rungs["filtered"].rows)[-n]
+    )
+    # suspects: taken in queue order, rejected ones dropped
+    suspect = rungs["suspect_n"]
+    assert suspect.rows and all(r["example_id"].endswith("x") for r in suspect.rows)
+    assert "only" in suspect.note  # fewer suspects than N survive review
+    # review cost: verified = expert + reviewer time on the 45 train examples
+    assert rungs["verified"].expert_seconds == 45 * 60
+    assert rungs["verified"].human_seconds == 45 * 90
+    assert rungs["raw"].human_seconds == 0 and rungs["random_n"].human_seconds == 0
+
+
+def test_suspect_rung_is_skipped_without_a_queue_column(tmp_path: Path) -> None:
+    decisions = build_warehouse(tmp_path / "w.duckdb", with_suspects=False)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("ALTER TABLE review_queue DROP COLUMN IF EXISTS queue")
+        rungs = {r.name: r for r in build_rungs(con, decisions)}
+    assert rungs["suspect_n"].rows == []
+    assert "no `queue` column" in rungs["suspect_n"].note
+
+
+def test_ladder_trains_every_rung_with_one_budget(tmp_path: Path, tiny_base: Path) -> None:
+    decisions = build_warehouse(tmp_path / "w.duckdb", with_suspects=True)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        rungs = build_rungs(con, decisions)
+        validation = (
+            con.sql("SELECT example_id, prompt, response FROM verified WHERE split = 'validation'")
+            .df()
+            .to_dict("records")
+        )
+    params = TrainParams(epochs=3, batch_size=8, seed=13)
+    results = run_ladder(
+        [{"name": r.name, "rows": r.rows, "note": r.note, "human_hours": 0.0} for r in rungs],
+        validation,
+        str(tiny_base),
+        trainer="head",
+        params=params,
+    )
+    assert [r["name"] for r in results] == list(RUNGS)
+    largest = max(len(r.rows) for r in rungs)  # raw: the largest rung gets 3 epochs
+    assert {r["steps"] for r in results} == {budget_steps(largest, 8, 3)}
+    for r in results:
+        if r["name"] == "suspect_n":  # every suspect here is labelled login: nothing to learn
+            assert r["validation_accuracy"] is None and "fewer than 2 labels" in r["note"]
+            continue
+        assert 0.0 <= r["validation_accuracy"] <= 1.0
+        assert r["size"] == len(next(g for g in rungs if g.name == r["name"]).rows)
+    table = ladder_markdown(results)
+    assert table.count("\n") == len(RUNGS) + 1 and "| verified |" in table
+    assert ladder_plot_png(results)[:8] == b"\x89PNG\r\n\x1a\n"
+    # the product's own trainer, with the same fixed number of steps for every rung
+    fine = run_ladder(
+        [{"name": r.name, "rows": r.rows} for r in rungs[:2]],
+        validation,
+        str(tiny_base),
+        trainer="finetune",
+        steps=4,
+        params=params,
+    )
+    assert [r["steps"] for r in fine] == [4, 4]
+    assert all(0.0 <= r["validation_accuracy"] <= 1.0 for r in fine)
+
+
+def test_quality_ladder_asset_writes_its_table_and_passes_its_check(
+    tmp_path: Path, tiny_base: Path
+) -> None:
+    import dagster as dg
+
+    from curation_assets.core import decisions as store
+    from curation_assets.resources import build_resources
+    from curation_assets.stages.ladder import quality_ladder, quality_ladder_check
+    from curation_assets_tests.fixtures import small_settings
+
+    settings = small_settings(tmp_path / "data", base_model=str(tiny_base), epochs=2.0)
+    settings.data_dir.mkdir(parents=True)
+    build_warehouse(settings.warehouse, with_suspects=False)
+    assert store.load_all(settings.decision_store).empty  # no decisions: hours are 0
+    result = dg.materialize(
+        [quality_ladder, quality_ladder_check], resources=build_resources(settings)
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node("quality_ladder")[0].metadata
+    assert "| verified |" in meta["ladder"].value
+    assert meta["plot"].value.startswith("![quality ladder](data:image/png;base64,")
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed, check.metadata
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        table = con.sql("SELECT * FROM quality_ladder").df()
+    assert list(table["dataset"]) == list(RUNGS)
+    assert table.loc[table["dataset"] == "suspect_n", "validation_accuracy"].isna().all()
+    assert table["validation_accuracy"].dropna().between(0, 1).all()
