@@ -35,7 +35,8 @@ def gx_suite_check(
 
 def suite_result_to_check(result: SuiteResult) -> dg.AssetCheckResult:
     """Map a GX summary to a check result: critical failures are ERROR, warnings WARN."""
-    severity = dg.AssetCheckSeverity.ERROR if not result.success else dg.AssetCheckSeverity.WARN
+    only_warnings = result.success and result.has_warnings
+    severity = dg.AssetCheckSeverity.WARN if only_warnings else dg.AssetCheckSeverity.ERROR
     lines = [
         f"| {f['severity']} | {f['validation']} | `{f['expectation']}` | "
         f"{f['unexpected_count'] if f['unexpected_count'] is not None else ''} | "

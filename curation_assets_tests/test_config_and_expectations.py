@@ -83,3 +83,34 @@ def test_suite_reports_failures_with_counts_and_warnings_do_not_fail():
         ],
     )
     assert only_warnings.success and only_warnings.has_warnings
+
+
+@pytest.mark.parametrize(
+    ("success", "failure_severities", "passed", "severity"),
+    [
+        (True, [], True, "ERROR"),
+        (True, ["warning"], False, "WARN"),
+        (False, ["critical", "warning"], False, "ERROR"),
+    ],
+)
+def test_check_severity_follows_the_worst_failure(success, failure_severities, passed, severity):
+    import dagster as dg
+
+    from curation_assets.checks import suite_result_to_check
+    from curation_assets.core.expectations import SuiteResult
+
+    failures = [
+        {
+            "severity": s,
+            "validation": "v",
+            "expectation": f"e{i}",
+            "unexpected_count": 1,
+            "observed_value": None,
+            "sample": [],
+        }
+        for i, s in enumerate(failure_severities)
+    ]
+    result = SuiteResult(success, 3, 3 - len(failures), failures, {"t": 10})
+    check = suite_result_to_check(result)
+    assert check.passed is passed
+    assert check.severity == getattr(dg.AssetCheckSeverity, severity)
