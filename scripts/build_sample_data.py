@@ -6,17 +6,25 @@ messages from the shared data folder, which exists on dev machines only, and wri
 manifest holding the truth about every noisy row. The output is committed: the product
 never reads the shared folder at run time.
 
+The decisions follow the pipeline's real review queues: the script ingests and filters the
+inbox files and builds the review queue with the product's own core functions (on a
+temporary DuckDB warehouse, default settings, no Dagster run), simulates the people working
+those queues, then runs the review stages on the decisions and records the outcome
+(reviewed, verified, agreement, expert time) in the manifest. Rerun it whenever the filter
+rules or the queue settings change what the pipeline queues.
+
     python scripts/build_sample_data.py [--shared ../shared/data] [--out DIR]
 """
 
 import argparse
 import csv
-import hashlib
 import io
 import json
+import math
 import random
 import re
 import shutil
+import tempfile
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -24,10 +32,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curation_assets.config import Settings
+from curation_assets.core import decisions, filter_stage, ingest, review, warehouse
 from curation_assets.core.records import example_id
+
+# The Settings -> stage config mappings the assets use (plain functions; importing them
+# loads Dagster but runs nothing in it): the queue computed here is the pipeline's.
+from curation_assets.stages.filtered import filter_config
+from curation_assets.stages.review import queue_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHARED = ROOT.parent / "shared" / "data"
@@ -100,9 +116,9 @@ DUPLICATE_PLAN = (
 
 REVIEWERS = ("alice", "bob")
 EXPERT = "dr_chen"
-N_REVIEWED = 900
-REVIEWER_ERROR_RATE = 0.03
-EXPERT_PER_LABEL = 55
+REVIEWER_ERROR_RATE = 0.03  # share of reviewer votes that are wrong
+DOUBLE_REVIEW_SHARE = 0.15  # examples both reviewers decide (agreement is measured on them)
+SUSPECT_WORKED = 300  # reviewers work this many from the top of the suspect queue
 REVIEW_DAYS = ("2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19")
 EXPERT_DAYS = ("2026-11-20", "2026-11-23", "2026-11-24")
 
@@ -343,7 +359,9 @@ def _csv_line(fields: list[str | None]) -> str:
 
 
 def survivors(files: dict[str, list[Row]]) -> list[Row]:
-    """Rows that pass ingest and the filter rules, in first-seen order."""
+    """Rows that pass ingest and the length, label and exact-duplicate rules, in first-seen
+    order; checks that these rules drop exactly the injected noise. (The real filter stage
+    has more rules: ``pipeline_queues`` runs it.)"""
     seen: set[str] = set()
     kept = []
     for name in FILES:
@@ -367,23 +385,79 @@ def survivors(files: dict[str, list[Row]]) -> list[Row]:
     return kept
 
 
-def queue_order(kept: list[Row]) -> list[Row]:
-    """The review queue's coverage order: rank within label by hash, labels interleaved."""
-    by_label: dict[str, list[Row]] = defaultdict(list)
-    for row in kept:
-        by_label[row.label or ""].append(row)
-    ranked = []
-    for label, rows in by_label.items():
-        rows.sort(key=lambda r: hashlib.sha256((r.example_id or "").encode()).hexdigest())
-        ranked += [(rank, label, row) for rank, row in enumerate(rows, start=1)]
-    return [row for _, _, row in sorted(ranked, key=lambda item: item[:2])]
+@dataclass
+class Queues:
+    """The review queue the pipeline builds from the inbox files (no decisions yet)."""
+
+    coverage: list[Row]  # priority order
+    suspect: list[Row]  # priority order
+    filtered: list[Row]  # one row per example of ``filtered`` (the row it was kept from)
+    rejected: dict[str, list[tuple[Row, str]]]  # rule -> (row, reason)
+    scoring: dict  # what ``score_suspects`` did (methods, examples)
+    suggested: dict[str, str | None]  # example_id -> label the suspect models prefer
+
+
+def _labels(settings: Settings) -> tuple[str, ...]:
+    return settings.labels if settings.task_type == "classification" else ()
+
+
+def pipeline_queues(
+    con: duckdb.DuckDBPyConnection, settings: Settings, files: dict[str, list[Row]]
+) -> Queues:
+    """Ingest, filter and queue the inbox with the product's own core functions.
+
+    The same calls, in the same order, with the same settings as the ``raw_scrapes``,
+    ``filtered`` and ``review_queue`` assets of a first ``curation demo`` run (no Dagster
+    run, no decisions), so the simulated people work exactly the queues the pipeline shows.
+    """
+    started = datetime(2026, 11, 25, 2, 0)
+    for i, path in enumerate(ingest.list_inbox(settings.inbox)):
+        result = ingest.read_file(path, settings.column_mapping, settings.max_record_bytes)
+        ingest.store_batch(con, result, started + timedelta(minutes=i))
+    warehouse.ensure_tables(con)
+    filter_stage.run_stage(con, filter_config(settings))
+    empty = decisions.load_all(settings.decision_store)
+    scoring = review.build_review_queue(con, empty, queue_config(settings), _labels(settings))
+
+    by_record = {f"{r.file}:{r.line_no}": r for rows in files.values() for r in rows}
+
+    def row_of(record_id: str, eid: str) -> Row:
+        row = by_record[record_id]
+        if row.example_id != eid:
+            raise AssertionError(f"{record_id}: example id {eid} != {row.example_id}")
+        return row
+
+    kept = {
+        eid: row_of(rid, eid)
+        for eid, rid in con.execute(
+            "SELECT example_id, record_id FROM filtered ORDER BY batch, line_no"
+        ).fetchall()
+    }
+    rejected: dict[str, list[tuple[Row, str]]] = defaultdict(list)
+    for rule, rid, eid, reason in con.execute(
+        "SELECT j.rule, j.record_id, r.example_id, j.reason FROM rejections j "
+        "JOIN raw_scrapes r USING (record_id) ORDER BY j.rule, r.batch, r.line_no"
+    ).fetchall():
+        rejected[rule].append((row_of(rid, eid), reason))
+    queue = con.execute(
+        "SELECT q.queue, q.example_id, s.suggested FROM review_queue q "
+        f"JOIN {review.SUSPECT_TABLE} s USING (example_id) ORDER BY q.queue, q.priority"
+    ).fetchall()
+    return Queues(
+        coverage=[kept[eid] for name, eid, _ in queue if name == "coverage"],
+        suspect=[kept[eid] for name, eid, _ in queue if name == "suspect"],
+        filtered=list(kept.values()),
+        rejected=dict(rejected),
+        scoring=scoring,
+        suggested={eid: suggested for _, eid, suggested in queue},
+    )
 
 
 class Clock:
     """Working-hours timestamps for one person over a list of days."""
 
     def __init__(self, rng: random.Random, days: tuple[str, ...], per_day: int) -> None:
-        self.rng, self.days, self.per_day, self.done = rng, days, per_day, 0
+        self.rng, self.days, self.per_day, self.done = rng, days, max(per_day, 1), 0
         self.now = datetime.fromisoformat(days[0]).replace(tzinfo=UTC) - timedelta(seconds=1)
 
     def tick(self, seconds: float) -> datetime:
@@ -407,6 +481,11 @@ def _correct(row: Row) -> tuple[str, str | None]:
     if row.true_label != row.label:
         return "edit", row.true_label
     return "accept", None
+
+
+def _outcome(row: Row, word: tuple[str, str | None]) -> str:
+    """What a decision makes of the example (as ``core.agreement`` compares votes)."""
+    return "reject" if word[0] == "reject" else f"keep:{word[1] or row.label}"
 
 
 def _seconds(rng: random.Random, median: float) -> float:
@@ -436,120 +515,171 @@ def _decision(
 
 
 MEDIAN_SECONDS = {"accept": 11.0, "edit": 24.0, "reject": 8.0}
+EXPERT_MEDIAN_SECONDS = {"accept": 16.0, "edit": 30.0, "reject": 12.0}
+DISPUTE_SLOWDOWN = 1.5  # settling a disagreement takes longer than a confirmation
 
 
-def simulate_decisions(rng: random.Random, kept: list[Row]) -> tuple[list[dict], dict]:
-    """Reviewers work the queue top-down, then the expert verifies a stratified sample."""
-    reviewed = queue_order(kept)[:N_REVIEWED]
-    by_noise: dict[str | None, list[Row]] = defaultdict(list)
-    for row in reviewed:
-        by_noise[row.noise].append(row)
-    n_errors = round(REVIEWER_ERROR_RATE * len(reviewed))
+@dataclass(eq=False)
+class Vote:
+    """One reviewer's work on one queued example."""
+
+    row: Row
+    queue: str
+    reviewer: str
+    mistake: str | None = None
+    change: str | None = None
+    final: tuple[str, str | None] = ("accept", None)
+
+
+def simulate_decisions(rng: random.Random, queues: Queues) -> tuple[list[dict], dict]:
+    """Reviewers work the pipeline's queues, the expert decides the coverage sample.
+
+    alice and bob take turns down the coverage queue, then the top ``SUSPECT_WORKED`` of
+    the suspect queue; ``DOUBLE_REVIEW_SHARE`` of the examples is decided by both (the
+    overlap reviewer agreement is measured on). About ``REVIEWER_ERROR_RATE`` of their
+    votes are wrong and a few are changed later. dr_chen (always right) first settles
+    every example the reviewers disagree on, then confirms or fixes every example of the
+    coverage sample in priority order: only those decisions build ``verified``. Reviewer
+    fixes in the suspect queue clean ``reviewed``.
+    """
+    work = [(row, "coverage") for row in queues.coverage]
+    work += [(row, "suspect") for row in queues.suspect[:SUSPECT_WORKED]]
+    votes: list[Vote] = []
+    turn = 0
+    for row, queue in work:
+        if rng.random() < DOUBLE_REVIEW_SHARE:
+            votes += [Vote(row, queue, who) for who in REVIEWERS]
+        else:
+            votes.append(Vote(row, queue, REVIEWERS[turn % len(REVIEWERS)]))
+            turn += 1
+    mine = {who: [v for v in votes if v.reviewer == who] for who in REVIEWERS}
+
+    by_noise: dict[str | None, list[Vote]] = defaultdict(list)
+    for vote in votes:
+        by_noise[vote.row.noise].append(vote)
+    n_errors = round(REVIEWER_ERROR_RATE * len(votes))
     n_wrong_edit, n_off_topic = round(0.15 * n_errors), 2
-    mistakes: dict[int, str] = {}
-    plan = (
+    for noise, kind, count in (
         ("label_swap", "accepted_wrong_label", n_errors - n_wrong_edit - n_off_topic),
         (None, "edited_correct_label", n_wrong_edit),
         ("off_topic", "accepted_off_topic", n_off_topic),
-    )
-    for noise, kind, count in plan:
-        for row in rng.sample(by_noise[noise], count):
-            mistakes[id(row)] = kind
-    changed: dict[int, str] = {}
+    ):
+        for vote in rng.sample(by_noise[noise], count):
+            vote.mistake = kind
+    early = {id(v) for who in REVIEWERS for v in mine[who][: len(mine[who]) * 3 // 4]}
     for noise, kind, count in (
         ("label_swap", "accept_then_edit", 2),
         (None, "edit_then_accept", 2),
         ("off_topic", "accept_then_reject", 1),
         (None, "reject_then_accept", 1),
     ):
-        free = [r for r in by_noise[noise] if id(r) not in mistakes]
-        for row in rng.sample(free[: len(free) * 3 // 4], count):
-            changed[id(row)] = kind
+        free = [v for v in by_noise[noise] if v.mistake is None and id(v) in early]
+        for vote in rng.sample(free, count):
+            vote.change = kind
 
     decisions: list[dict] = []
-    outcome: dict[int, tuple[str, str | None]] = {}  # reviewer's last word per row
-    assignment = {id(r): rng.choice(REVIEWERS) for r in reviewed}
     for who in REVIEWERS:
-        mine = [r for r in reviewed if assignment[id(r)] == who]
-        clock = Clock(rng, REVIEW_DAYS, -(-len(mine) // len(REVIEW_DAYS)))
-        for row in mine:
+        clock = Clock(rng, REVIEW_DAYS, -(-len(mine[who]) // len(REVIEW_DAYS)))
+        for vote in mine[who]:
+            row = vote.row
             final = _correct(row)
-            kind = mistakes.get(id(row))
-            if kind == "edited_correct_label":
+            if vote.mistake == "edited_correct_label":
                 final = ("edit", rng.choice(CONFUSABLE[row.label or ""]))
-            elif kind is not None:
+            elif vote.mistake is not None:
                 final = ("accept", None)
-            change = changed.get(id(row))
             first = {
                 "accept_then_edit": ("accept", None),
                 "edit_then_accept": ("edit", CONFUSABLE[row.label or ""][0]),
                 "accept_then_reject": ("accept", None),
                 "reject_then_accept": ("reject", None),
-            }.get(change or "", final)
+            }.get(vote.change or "", final)
             seconds = _seconds(rng, MEDIAN_SECONDS[first[0]])
             at = clock.tick(seconds)
             decisions.append(_reviewer_decision(rng, row, who, first, at, seconds, ""))
-            if change:
+            if vote.change:
                 later = at + timedelta(days=1, minutes=rng.uniform(-60, 120))
                 seconds = _seconds(rng, MEDIAN_SECONDS[final[0]])
                 decisions.append(
                     _reviewer_decision(rng, row, who, final, later, seconds, "changed my mind: ")
                 )
-            outcome[id(row)] = final
+            vote.final = final
 
-    strata: dict[str, list[Row]] = defaultdict(list)
-    for row in reviewed:
-        decision, corrected = outcome[id(row)]
-        if decision != "reject":
-            strata[corrected or row.label or ""].append(row)
-    sample = []
-    for label in LABELS:
-        if len(strata[label]) < EXPERT_PER_LABEL:
-            raise ValueError(f"only {len(strata[label])} reviewed examples of {label}")
-        sample += rng.sample(strata[label], EXPERT_PER_LABEL)
-    rng.shuffle(sample)
-    clock = Clock(rng, EXPERT_DAYS, -(-len(sample) // len(EXPERT_DAYS)))
-    overrides = []
-    for row in sample:
-        label, true = row.label or "", row.true_label
-        reviewer_word = outcome[id(row)]
+    votes_of: dict[int, list[Vote]] = defaultdict(list)
+    for vote in votes:
+        votes_of[id(vote.row)].append(vote)
+    disputed = [
+        (row, queue)
+        for row, queue in work
+        if len({_outcome(row, v.final) for v in votes_of[id(row)]}) > 1
+    ]
+    disputed_ids = {id(row) for row, _ in disputed}
+    expert_work = disputed + [(r, "coverage") for r in queues.coverage if id(r) not in disputed_ids]
+    clock = Clock(rng, EXPERT_DAYS, -(-len(expert_work) // len(EXPERT_DAYS)))
+    overturned: Counter = Counter()
+    for row, _ in expert_work:
         word = _correct(row)
-        effective = (reviewer_word[0] != "reject", reviewer_word[1] or label)
-        override = effective != (word[0] != "reject", word[1] or label)
-        if override:
-            overrides.append(row)
+        wrong = [v for v in votes_of[id(row)] if _outcome(row, v.final) != _outcome(row, word)]
+        overturned.update(v.reviewer for v in wrong)
         note = None
         if word[0] == "reject":
             note = "off-topic"
         elif word[0] == "edit":
-            note = ("reviewer missed it: " if override else "") + ABOUT[true or ""]
-        elif override:
-            note = f"original label is right: {ABOUT[label]}"
-        seconds = _seconds(rng, {"accept": 18.0, "edit": 32.0, "reject": 12.0}[word[0]])
+            note = ("reviewer missed it: " if wrong else "") + ABOUT[row.true_label or ""]
+        elif wrong:
+            note = f"original label is right: {ABOUT[row.label or '']}"
+        if id(row) in disputed_ids:
+            note = "reviewers disagree; " + (note or "label is right")
+        median = EXPERT_MEDIAN_SECONDS[word[0]]
+        seconds = _seconds(rng, median * (DISPUTE_SLOWDOWN if id(row) in disputed_ids else 1))
         decisions.append(
             _decision(row, EXPERT, "expert", word[0], word[1], note, clock.tick(seconds), seconds)
         )
 
     decisions.sort(key=lambda d: (d["decided_at"], d["reviewer"]))
-    in_sample = {id(r) for r in sample}
-    by_id = {id(r): r for r in reviewed}
+    expert_ids = {id(row) for row, _ in expert_work}
+    coverage_words = Counter(_correct(row)[0] for row in queues.coverage)
+    double = sum(len(v) > 1 for v in votes_of.values())
     summary = {
-        "reviewed_examples": len(reviewed),
-        "expert_sample": len(sample),
-        "expert_sample_per_label": EXPERT_PER_LABEL,
-        "expert_overrides": len(overrides),
+        "reviewers": {
+            "examples": len(work),
+            "coverage_examples": len(queues.coverage),
+            "suspect_examples": len(work) - len(queues.coverage),
+            "votes": len(votes),
+            "votes_per_reviewer": {who: len(mine[who]) for who in REVIEWERS},
+            "double_reviewed": double,
+            "disagreements": len(disputed),
+            "mistakes": sum(v.mistake is not None for v in votes),
+        },
+        "expert": {
+            "decisions": len(expert_work),
+            "coverage_examples": len(queues.coverage),
+            "disagreements_settled": len(disputed),
+            "disagreements_in_suspect_queue": sum(q == "suspect" for _, q in disputed),
+            "coverage_accepted": coverage_words["accept"],
+            "coverage_corrected": coverage_words["edit"],
+            "coverage_rejected": coverage_words["reject"],
+            "reviewer_votes_overturned": dict(sorted(overturned.items())),
+        },
         "reviewer_mistakes": [
             {
-                "example_id": by_id[key].example_id,
-                "reviewer": assignment[key],
-                "kind": kind,
-                "caught_by_expert": key in in_sample,
+                "example_id": v.row.example_id,
+                "reviewer": v.reviewer,
+                "queue": v.queue,
+                "kind": v.mistake,
+                "caught_by_expert": id(v.row) in expert_ids,
             }
-            for key, kind in mistakes.items()
+            for v in votes
+            if v.mistake is not None
         ],
         "changed_mind": [
-            {"example_id": by_id[key].example_id, "reviewer": assignment[key], "kind": kind}
-            for key, kind in changed.items()
+            {
+                "example_id": v.row.example_id,
+                "reviewer": v.reviewer,
+                "queue": v.queue,
+                "kind": v.change,
+            }
+            for v in votes
+            if v.change is not None
         ],
     }
     return decisions, summary
@@ -575,11 +705,87 @@ def _reviewer_decision(
     return _decision(row, who, "reviewer", decision, corrected, note, at, seconds)
 
 
+def pipeline_outcome(
+    con: duckdb.DuckDBPyConnection, settings: Settings, decisions_file: Path, queues: Queues
+) -> dict:
+    """What the review stages make of the decisions: the demo's expected results.
+
+    Imports the decisions file into a fresh decision store (as ``curation demo`` does),
+    rebuilds the queue as a first run would (no earlier queue, so nothing is locked), then
+    ``reviewed``, ``verified`` and the expert-time accounting, all with the product's code.
+    """
+    report = decisions.import_file(decisions_file, settings.decision_store)
+    if report.errors:
+        raise AssertionError(f"the decision store refused lines: {report.errors[:5]}")
+    store = decisions.load_all(settings.decision_store)
+    con.execute("DROP TABLE review_queue")
+    review.build_review_queue(con, store, queue_config(settings), _labels(settings))
+    membership = con.execute(
+        "SELECT queue, example_id FROM review_queue ORDER BY queue, priority"
+    ).fetchall()
+    expected = {("coverage", r.example_id) for r in queues.coverage}
+    expected |= {("suspect", r.example_id) for r in queues.suspect}
+    if set(membership) != expected:
+        raise AssertionError("decisions changed the queue membership of a first run")
+    stats = review.build_reviewed(con, store, settings.reviews_required, _labels(settings))
+    take = settings.verified_takes_suspect_fixes
+    review.build_verified(con, store, settings.validation_fraction, take)
+    timing = review.expert_time(con, take)
+
+    def counts(sql: str) -> dict[str, int]:
+        return {str(key): int(n) for key, n in con.execute(sql).fetchall()}
+
+    overall = stats[stats["scope"] == "overall"].iloc[0]
+    reviewers = stats[stats["scope"] == "reviewer"].set_index("key")
+
+    def number(value: object, digits: int = 4) -> float | None:
+        value = float(value)  # type: ignore[arg-type]
+        return None if math.isnan(value) else round(value, digits)
+
+    return {
+        "review_queue": counts(
+            "SELECT queue || ':' || review_status, count(*) FROM review_queue GROUP BY 1 ORDER BY 1"
+        ),
+        "reviewed": con.execute("SELECT count(*) FROM reviewed").fetchall()[0][0],
+        "reviewed_by_queue": counts(
+            "SELECT from_queue, count(*) FROM reviewed GROUP BY 1 ORDER BY 1"
+        ),
+        "reviewed_edited": con.execute("SELECT count(*) FROM reviewed WHERE edited").fetchall()[0][
+            0
+        ],
+        "verified": con.execute("SELECT count(*) FROM verified").fetchall()[0][0],
+        "verified_corrected": con.execute("SELECT count(*) FROM verified WHERE edited").fetchall()[
+            0
+        ][0],
+        "verified_splits": counts("SELECT split, count(*) FROM verified GROUP BY 1 ORDER BY 1"),
+        "verified_per_label": counts(
+            "SELECT response, count(*) FROM verified GROUP BY 1 ORDER BY 1"
+        ),
+        "agreement": {
+            "items": int(overall["items"]),
+            "min_items": settings.min_agreement_items,
+            "kappa": number(overall["kappa"]),
+            "alpha": number(overall["alpha"]),
+            "observed": number(overall["observed_agreement"]),
+            "per_reviewer": {
+                str(who): {
+                    "expert_checked": int(row["expert_checked"]),
+                    "overturned": int(row["overturned"]),
+                }
+                for who, row in reviewers.iterrows()
+            },
+        },
+        "expert_time": timing,
+    }
+
+
 def manifest(
     files: dict[str, list[Row]],
-    kept: list[Row],
-    decisions: list[dict],
+    queues: Queues,
+    decisions_made: list[dict],
     summary: dict,
+    outcome: dict,
+    settings: Settings,
     n_banking: int,
     n_oos: int,
 ) -> dict:
@@ -624,7 +830,27 @@ def manifest(
         for r in rows
         if r.noise is not None
     ]
-    by_role = Counter(f"{d['role']}:{d['decision']}" for d in decisions)
+    injected = {"exact_duplicate", "prompt_too_short", "label_not_allowed"}
+    other_rules = [
+        {
+            "file": row.file,
+            "line_no": row.line_no,
+            "example_id": row.example_id,
+            "noise_class": row.noise,
+            "rule": rule,
+            "reason": reason,
+        }
+        for rule, rows in queues.rejected.items()
+        if rule not in injected
+        for row, reason in rows
+    ]
+    by_role = Counter(f"{d['role']}:{d['decision']}" for d in decisions_made)
+    kept = queues.filtered
+
+    def by_noise(rows: list[Row]) -> dict[str, int]:
+        return dict(sorted(Counter(r.noise or "clean" for r in rows).items()))
+
+    worked = summary["reviewers"]["suspect_examples"]
     return {
         "description": "Noisy intent-classification scrape (banking77 + CLINC150 out-of-scope) "
         "with the truth about every noisy row; built by scripts/build_sample_data.py.",
@@ -666,14 +892,56 @@ def manifest(
         },
         "expected_filtered": {
             "kept": len(kept),
-            "kept_by_noise": dict(Counter(r.noise or "clean" for r in kept)),
+            "rejected_records": len(
+                {(r.file, r.line_no) for v in queues.rejected.values() for r, _ in v}
+            ),
+            "rejected_by_rule": {rule: len(rows) for rule, rows in sorted(queues.rejected.items())},
+            "kept_by_noise": by_noise(kept),
             "kept_by_label": {label: sum(r.label == label for r in kept) for label in LABELS},
+            "rejected_by_other_rules": other_rules,
+        },
+        "review_queues": {
+            "settings": {
+                "coverage_sample_size": settings.coverage_sample_size,
+                "suspect_queue_size": settings.suspect_queue_size,
+                "reviews_required": settings.reviews_required,
+                "suspect_encoder": settings.suspect_encoder,
+            },
+            "suspect_scoring": queues.scoring,
+            "coverage": {
+                "examples": len(queues.coverage),
+                "by_noise": by_noise(queues.coverage),
+                "by_label": dict(sorted(Counter(r.label for r in queues.coverage).items())),
+            },
+            "suspect": {
+                "examples": len(queues.suspect),
+                "by_noise": by_noise(queues.suspect),
+                "worked_by_reviewers": worked,
+                "worked_by_noise": by_noise(queues.suspect[:worked]),
+                "top_100_by_noise": by_noise(queues.suspect[:100]),
+            },
+            "unqueued": {
+                "examples": len(kept) - len(queues.coverage) - len(queues.suspect),
+                "by_noise": by_noise(
+                    [
+                        r
+                        for r in kept
+                        if r.example_id
+                        not in {q.example_id for q in queues.coverage + queues.suspect}
+                    ]
+                ),
+            },
         },
         "decisions": {
             "file": "decisions/review_decisions.jsonl",
-            "count": len(decisions),
+            "count": len(decisions_made),
             "by_role_decision": dict(sorted(by_role.items())),
             **summary,
+        },
+        "expected_pipeline": {
+            "note": "what a first `curation demo` run computes from these files with default "
+            "settings (computed by this script with the product's core functions)",
+            **outcome,
         },
         "noisy_rows": noisy,
     }
@@ -690,7 +958,7 @@ customer banking messages (prompt = the customer's message, response = the inten
 | `inbox/{csv}` | helpdesk export, CSV (`text`, `category`) |
 | `inbox/{parquet}` | chat logs, Parquet (`prompt`, `response`, `source`) |
 | `decisions/review_decisions.jsonl` | decisions of reviewers alice and bob, expert dr_chen |
-| `manifest.json` | the truth: allowed labels, noise counts per file, every noisy row |
+| `manifest.json` | the truth: labels, noise per file, every noisy row, queues, outcome |
 
 {summary}
 
@@ -713,7 +981,12 @@ customer banking messages (prompt = the customer's message, response = the inten
   case/whitespace), off-topic CLINC150 messages given a random banking label, labels outside
   the allowed set, too-short prompts, and broken lines (malformed JSON, invalid UTF-8, a JSON
   array, missing labels, an empty record, CSV rows with the wrong number of fields).
-- The decisions are simulated (reviewers make about 3% mistakes; the expert is always right).
+- The decisions are simulated on the queues the pipeline itself builds from these files
+  (the script runs the product's ingest, filter and review-queue code with the default
+  settings): reviewers take turns down the coverage sample and the top of the suspect
+  queue, about 3% of their votes are wrong, a share of the examples is reviewed by both
+  (reviewer agreement is measured on it), and the expert, who is always right, settles
+  every disagreement and confirms or fixes every example of the coverage sample.
 - The files were split over three dated inbox files in three formats.
 
 ## Rebuild
@@ -723,12 +996,14 @@ only; the product never reads it):
 
     python scripts/build_sample_data.py
 
-The build is deterministic (seeded), so an unchanged script reproduces these files.
+The build is deterministic (seeded), so an unchanged script reproduces these files. It
+must be rerun when the filter rules or the queue settings change what the pipeline queues:
+the decisions follow the queues.
 """
 
 
 def _summary_table(info: dict) -> str:
-    """Markdown table of rows and noise per file."""
+    """Markdown table of rows and noise per file, then what review makes of them."""
     classes = list(info["totals"]["noise_counts"])
     lines = [
         "| file | units | clean | " + " | ".join(classes) + " |",
@@ -738,12 +1013,32 @@ def _summary_table(info: dict) -> str:
     for name, item in rows:
         counts = " | ".join(str(item["noise_counts"][c]) for c in classes)
         lines.append(f"| {name} | {item['units']} | {item['clean_rows']} | {counts} |")
-    d = info["decisions"]
+    f, q, d = info["expected_filtered"], info["review_queues"], info["decisions"]
+    r, e, p = d["reviewers"], d["expert"], info["expected_pipeline"]
+    a, t = p["agreement"], p["expert_time"]
+    others = Counter(x["rule"] for x in f["rejected_by_other_rules"])
+    besides = ", ".join(f"{n} by `{rule}`" for rule, n in sorted(others.items()))
     return "\n".join(lines) + (
-        f"\n\nAfter filtering {info['expected_filtered']['kept']} examples remain. "
-        f"{d['count']} decisions: reviewers decided {d['reviewed_examples']} examples, the "
-        f"expert verified {d['expert_sample']} ({d['expert_overrides']} reviewer decisions "
-        "overridden); counts by role and decision are in `manifest.json`."
+        f"\n\nAfter filtering {f['kept']} examples remain ({f['rejected_records']} records "
+        "rejected: the injected duplicates, short prompts and bad labels"
+        + (f", and {besides}" if besides else "")
+        + f"). The review queue holds a coverage sample of {q['coverage']['examples']} and a "
+        f"suspect queue of {q['suspect']['examples']} "
+        f"({q['suspect']['top_100_by_noise'].get('label_swap', 0)} of its first 100 are "
+        "swapped labels).\n\n"
+        f"{d['count']} decisions: reviewers alice and bob decided {r['coverage_examples']} "
+        f"coverage and {r['suspect_examples']} suspect-queue examples ({r['votes']} votes, "
+        f"{r['double_reviewed']} examples reviewed by both, {r['disagreements']} "
+        f"disagreements, {r['mistakes']} wrong votes); the expert dr_chen settled the "
+        f"disagreements and decided all {e['coverage_examples']} coverage examples "
+        f"({e['coverage_accepted']} confirmed, {e['coverage_corrected']} corrected, "
+        f"{e['coverage_rejected']} rejected as off-topic). Counts by role and decision are in "
+        "`manifest.json`.\n\n"
+        f"With the default settings the pipeline makes {p['reviewed']} `reviewed` and "
+        f"{p['verified']} `verified` examples ({p['verified_corrected']} corrected by the "
+        f"expert); reviewer agreement on {a['items']} double-reviewed examples: Cohen's kappa "
+        f"{a['kappa']}, Krippendorff's alpha {a['alpha']}; "
+        f"{t['expert_seconds_per_verified_example']} expert seconds per verified example."
     )
 
 
@@ -763,13 +1058,23 @@ def main() -> None:
     for sub in ("inbox", "decisions"):
         shutil.rmtree(out / sub, ignore_errors=True)
     write_inbox(files, out / "inbox")
-    kept = survivors(files)
-    decisions, summary = simulate_decisions(rng, kept)
-    (out / "decisions").mkdir(parents=True, exist_ok=True)
-    with (out / "decisions" / "review_decisions.jsonl").open("w", encoding="utf-8") as handle:
-        for item in decisions:
-            handle.write(json.dumps(item, ensure_ascii=False) + "\n")
-    info = manifest(files, kept, decisions, summary, len(banking), len(oos))
+    survivors(files)  # the injected noise is exactly what the length/label/duplicate rules drop
+    decisions_file = out / "decisions" / "review_decisions.jsonl"
+    with tempfile.TemporaryDirectory(prefix="build_sample_data_") as tmp:
+        # the default settings `curation demo` runs with; only the paths differ
+        settings = Settings(data_dir=Path(tmp), inbox_dir=out / "inbox")
+        con = duckdb.connect(str(settings.warehouse))
+        try:
+            queues = pipeline_queues(con, settings, files)
+            made, summary = simulate_decisions(rng, queues)
+            decisions_file.parent.mkdir(parents=True, exist_ok=True)
+            with decisions_file.open("w", encoding="utf-8") as handle:
+                for item in made:
+                    handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+            outcome = pipeline_outcome(con, settings, decisions_file, queues)
+        finally:
+            con.close()
+    info = manifest(files, queues, made, summary, outcome, settings, len(banking), len(oos))
     (out / "manifest.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n")
     readme = README.format(
         jsonl=JSONL,
@@ -782,7 +1087,8 @@ def main() -> None:
     (out / "README.md").write_text(readme, encoding="utf-8")
     for name in ("banking77", "clinc150"):
         shutil.copyfile(args.shared / name / "SOURCE_LICENSE", out / f"LICENSE-{name}")
-    print(json.dumps({k: info[k] for k in ("files", "totals", "expected_filtered")}, indent=1))
+    print(json.dumps({k: info[k] for k in ("totals", "expected_filtered")}, indent=1))
+    print(json.dumps(info["review_queues"], indent=1))
     print(
         json.dumps(
             {
@@ -793,6 +1099,7 @@ def main() -> None:
             indent=1,
         )
     )
+    print(json.dumps(info["expected_pipeline"], indent=1))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,122 @@
+"""The bundled demo data agrees with its manifest and with what the pipeline computes.
+
+``scripts/build_sample_data.py`` simulates decisions on the queues the pipeline builds and
+records the expected outcome in ``manifest.json``; every expectation here comes from it.
+The slow test reruns the review stages' core functions and tells when the sample data
+must be rebuilt (filter rules or queue settings changed what the pipeline queues).
+"""
+
+import json
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from curation_assets.config import Settings
+from curation_assets.core import decisions, filter_stage, ingest, review, warehouse
+
+SAMPLE = Path(__file__).resolve().parent.parent / "curation_assets" / "sample_data"
+MANIFEST = json.loads((SAMPLE / "manifest.json").read_text(encoding="utf-8"))
+DECISIONS = SAMPLE / "decisions" / "review_decisions.jsonl"
+
+
+def _decisions() -> list[dict]:
+    return [json.loads(line) for line in DECISIONS.read_text(encoding="utf-8").splitlines()]
+
+
+def test_sample_inbox_ingests_as_the_manifest_says():
+    for name, expected in MANIFEST["files"].items():
+        result = ingest.read_file(SAMPLE / "inbox" / name, {}, Settings().max_record_bytes)
+        assert result.units_read == expected["units"], name
+        assert len(result.records) == expected["expected_records"], name
+        assert len(result.quarantine) == expected["expected_quarantined"], name
+
+
+def test_sample_decisions_import_cleanly_and_match_the_manifest(tmp_path):
+    info = MANIFEST["decisions"]
+    report = decisions.import_file(DECISIONS, tmp_path / "store.sqlite")
+    assert report.errors == [] and report.added == info["count"]
+    made = _decisions()
+    assert dict(Counter(f"{d['role']}:{d['decision']}" for d in made)) == info["by_role_decision"]
+    expert = [d for d in made if d["role"] == "expert"]
+    assert len({d["example_id"] for d in expert}) == len(expert) == info["expert"]["decisions"]
+    voters: dict[str, set[str]] = {}
+    for d in made:
+        if d["role"] == "reviewer":
+            voters.setdefault(d["example_id"], set()).add(d["reviewer"])
+    assert len(voters) == info["reviewers"]["examples"]
+    assert sum(len(v) > 1 for v in voters.values()) == info["reviewers"]["double_reviewed"]
+    assert (
+        info["reviewers"]["double_reviewed"]
+        >= MANIFEST["expected_pipeline"]["agreement"]["min_items"]
+    )
+    # the expert works after the reviewers and every decision has a realistic duration
+    last_review = max(d["decided_at"] for d in made if d["role"] == "reviewer")
+    assert min(d["decided_at"] for d in expert) > last_review
+    assert all(5 <= d["seconds_spent"] <= 60 for d in made)
+    # no decision about an example the filter drops (exact duplicates share the kept id)
+    dropped = {
+        r["example_id"]
+        for r in MANIFEST["noisy_rows"]
+        if r["noise_class"] in ("prompt_too_short", "label_not_allowed")
+    }
+    dropped |= {r["example_id"] for r in MANIFEST["expected_filtered"]["rejected_by_other_rules"]}
+    assert dropped and not {d["example_id"] for d in made} & dropped
+
+
+@pytest.mark.slow
+def test_sample_data_matches_what_the_pipeline_computes(tmp_path):
+    """Ingest, filter, queue, review and verify the sample with default settings."""
+    from curation_assets.stages.filtered import filter_config
+    from curation_assets.stages.review import queue_config
+
+    settings = Settings(data_dir=tmp_path, inbox_dir=SAMPLE / "inbox")
+    labels = settings.labels
+    con = duckdb.connect(str(settings.warehouse))
+    for i, path in enumerate(ingest.list_inbox(settings.inbox)):
+        result = ingest.read_file(path, settings.column_mapping, settings.max_record_bytes)
+        ingest.store_batch(con, result, datetime(2026, 11, 25, 2, i))
+    warehouse.ensure_tables(con)
+    filter_stage.run_stage(con, filter_config(settings))
+    decisions.import_file(DECISIONS, settings.decision_store)
+    store = decisions.load_all(settings.decision_store)
+    scoring = review.build_review_queue(con, store, queue_config(settings), labels)
+    stats = review.build_reviewed(con, store, settings.reviews_required, labels)
+    review.build_verified(con, store, settings.validation_fraction)
+    timing = review.expert_time(con)
+
+    def scalar(sql: str):
+        return con.execute(sql).fetchall()[0][0]
+
+    queues, expected = MANIFEST["review_queues"], MANIFEST["expected_pipeline"]
+    assert scalar("SELECT count(*) FROM filtered") == MANIFEST["expected_filtered"]["kept"]
+    # the coverage sample does not depend on the suspect scores' encoder
+    coverage = {
+        r[0]
+        for r in con.execute(
+            "SELECT example_id FROM review_queue WHERE queue = 'coverage'"
+        ).fetchall()
+    }
+    expert = {d["example_id"] for d in _decisions() if d["role"] == "expert"}
+    assert len(coverage) == queues["coverage"]["examples"] and coverage <= expert
+    assert scalar("SELECT count(*) FROM verified") == expected["verified"]
+    assert scalar("SELECT count(*) FROM verified WHERE edited") == expected["verified_corrected"]
+    assert timing == expected["expert_time"]
+    overall = stats[stats["scope"] == "overall"].iloc[0]
+    assert int(overall["items"]) == expected["agreement"]["items"]
+    assert round(float(overall["kappa"]), 4) == expected["agreement"]["kappa"]
+    assert scalar("SELECT count(*) FROM review_queue WHERE review_status = 'needs_expert'") == 0
+    if scoring["methods"] != queues["suspect_scoring"]["methods"]:
+        pytest.skip(
+            f"suspect scores computed with {scoring['methods']}, the sample with "
+            f"{queues['suspect_scoring']['methods']}: suspect-queue counts differ"
+        )
+    assert scalar("SELECT count(*) FROM reviewed") == expected["reviewed"]
+    by_status = dict(
+        con.execute(
+            "SELECT queue || ':' || review_status, count(*) FROM review_queue GROUP BY 1"
+        ).fetchall()
+    )
+    assert by_status == expected["review_queue"]
