@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
 
+import duckdb
 import httpx
 import pandas as pd
 import pytest
@@ -442,83 +443,128 @@ def _start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
 
 
 N_CLIENTS, PER_CLIENT, KILL_AFTER = 8, 15, 40
+REVIEW_STAGES = ("review_queue", "reviewed", "verified")
 
 
-def test_sigkill_under_load_loses_and_duplicates_nothing(tmp_path):
-    settings = _settings(tmp_path)
-    frame = _items(400)
-    decisions.publish_queue(settings.decision_store, frame)
+def test_sigkill_under_load_while_dagster_runs_loses_and_duplicates_nothing(tmp_path):
+    """Eight reviewers submit while Dagster materializes the review stages; the server is
+    SIGKILLed mid-load and restarted. Every acknowledged decision is stored exactly once,
+    and the next materialization of ``reviewed`` holds every accepted example."""
+    import dagster as dg
+
+    from curation_assets.definitions import build_definitions
+    from curation_assets.pipeline import run_everything
+    from curation_assets_tests.fixtures import make_rows, small_settings, write_inbox
+
+    settings = small_settings(
+        tmp_path / "data",
+        base_model="unused",
+        coverage_sample_size=2 * N_CLIENTS * PER_CLIENT,
+        suspect_encoder="none",
+        min_verified_examples=1,
+        min_validation_examples=0,
+    )
+    write_inbox(settings.inbox, make_rows(100, seed=11), bad_lines=0)
     names = [f"rev{i}" for i in range(N_CLIENTS)]
-    for name in names:
-        decisions.add_user(settings.decision_store, name, PASSWORD, "reviewer")
-    port, log = _free_port(), tmp_path / "server.log"
-    base = f"http://127.0.0.1:{port}"
-    server = _start_server(settings.data_dir, port, log)
-    secret = settings.decision_store.parent / "review_app.secret"
-    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    with dg.instance_for_test() as instance:
+        run_everything(settings, instance, skip_training=True)
+        queue = decisions.load_queue(settings.decision_store)
+        assert (queue["queue"] == "coverage").sum() >= N_CLIENTS * PER_CLIENT
+        for name in names:
+            decisions.add_user(settings.decision_store, name, PASSWORD, "reviewer")
+        job = build_definitions(settings).resolve_job_def("curate_job")
 
-    acked: list[tuple[str, str]] = []
-    stamps: list[float] = []
-    lock, stop = threading.Lock(), threading.Event()
-    errors: list[str] = []
+        run_windows: list[tuple[float, float]] = []
 
-    def reviewer(name: str) -> None:
-        client = httpx.Client(base_url=base, follow_redirects=False, timeout=10)
-        pending, done, deadline = None, 0, time.time() + 120
-        logged_in = False
-        while done < PER_CLIENT and time.time() < deadline:
-            try:
-                if not logged_in:
-                    logged_in = _login(client, name).status_code == 303
-                    continue
-                if pending is None:
-                    pending = _fields(client.get("/review?queue=coverage").text)
-                data = {"csrf": pending["csrf"], "token": pending["token"], "decision": "accept"}
-                response = client.post("/decide", data=data)
-                if response.status_code != 303:
-                    errors.append(f"{name}: {response.status_code} {response.text[:200]}")
-                    return
-                with lock:
-                    acked.append((name, pending["example_id"]))
-                    stamps.append(time.perf_counter())
-                pending, done = None, done + 1
-            except httpx.TransportError:  # server down: retry the same submission
-                time.sleep(0.05)
-        client.close()
+        def materialize_review_stages() -> set[str]:
+            begin = time.perf_counter()
+            result = job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                asset_selection=[dg.AssetKey(k) for k in REVIEW_STAGES],
+            )
+            # only reviewers decide here, so verified stays empty and its gate must say so
+            failed = {e.step_key for e in result.all_events if e.is_step_failure}
+            assert failed <= {"verified_expectations"}, failed
+            run_windows.append((begin, time.perf_counter()))
+            return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
-    def republish() -> None:  # the pipeline publishing the queue meanwhile
-        while not stop.is_set():
-            decisions.publish_queue(settings.decision_store, frame)
-            time.sleep(0.3)
+        port, log = _free_port(), tmp_path / "server.log"
+        base = f"http://127.0.0.1:{port}"
+        server = _start_server(settings.data_dir, port, log)
+        secret = settings.decision_store.parent / "review_app.secret"
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
 
-    threads = [threading.Thread(target=reviewer, args=(n,)) for n in names]
-    publisher = threading.Thread(target=republish)
-    started = time.perf_counter()
-    for t in [*threads, publisher]:
-        t.start()
-    while len(acked) < KILL_AFTER and time.perf_counter() - started < 60:
-        time.sleep(0.01)
-    before_kill = len(acked)
-    rate = (before_kill - 1) / max(stamps[before_kill - 1] - stamps[0], 1e-9)
-    os.killpg(server.pid, signal.SIGKILL)
-    server.wait(10)
-    server = _start_server(settings.data_dir, port, log)  # same secret: sessions survive
-    for t in threads:
-        t.join(150)
-    stop.set()
-    publisher.join(10)
-    os.killpg(server.pid, signal.SIGKILL)
-    server.wait(10)
+        acked: list[tuple[str, str]] = []
+        stamps: list[float] = []
+        lock = threading.Lock()
+        errors: list[str] = []
 
-    assert not errors, errors
-    assert before_kill >= KILL_AFTER > 0
-    assert len(acked) == N_CLIENTS * PER_CLIENT
-    stored = decisions.load_all(settings.decision_store)
-    pairs = list(zip(stored["reviewer"], stored["example_id"], strict=True))
-    assert len(pairs) == len(set(pairs))  # no duplicates
-    assert set(pairs) == set(acked)  # every acknowledged decision, and nothing else
-    assert set(stored["origin"]) == {"app"}
+        def reviewer(name: str) -> None:
+            client = httpx.Client(base_url=base, follow_redirects=False, timeout=10)
+            pending, done, deadline = None, 0, time.time() + 240
+            logged_in = False
+            while done < PER_CLIENT and time.time() < deadline:
+                try:
+                    if not logged_in:
+                        logged_in = _login(client, name).status_code == 303
+                        continue
+                    if pending is None:
+                        pending = _fields(client.get("/review?queue=coverage").text)
+                    data = {
+                        "csrf": pending["csrf"],
+                        "token": pending["token"],
+                        "decision": "accept",
+                    }
+                    response = client.post("/decide", data=data)
+                    if response.status_code != 303:
+                        errors.append(f"{name}: {response.status_code} {response.text[:200]}")
+                        return
+                    with lock:
+                        acked.append((name, pending["example_id"]))
+                        stamps.append(time.perf_counter())
+                    pending, done = None, done + 1
+                except httpx.TransportError:  # server down: retry the same submission
+                    time.sleep(0.05)
+            client.close()
+
+        threads = [threading.Thread(target=reviewer, args=(n,)) for n in names]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        runs = 0
+        while len(acked) < KILL_AFTER and time.perf_counter() - started < 120:
+            assert set(REVIEW_STAGES) <= materialize_review_stages()  # a run during the load
+            runs += 1
+        before_kill = len(acked)
+        rate = (before_kill - 1) / max(stamps[before_kill - 1] - stamps[0], 1e-9)
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
+        server = _start_server(settings.data_dir, port, log)  # same secret: sessions survive
+        while any(t.is_alive() for t in threads):
+            materialize_review_stages()
+            runs += 1
+        for t in threads:
+            t.join(10)
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
+
+        assert not errors, errors
+        during_runs = sum(any(a <= t <= b for a, b in run_windows) for t in stamps)
+        assert runs >= 1 and during_runs >= KILL_AFTER // 2  # decided while Dagster ran
+        assert before_kill >= KILL_AFTER > 0
+        assert len(acked) == N_CLIENTS * PER_CLIENT
+        stored = decisions.load_all(settings.decision_store)
+        pairs = list(zip(stored["reviewer"], stored["example_id"], strict=True))
+        assert len(pairs) == len(set(pairs))  # no duplicates
+        assert set(pairs) == set(acked)  # every acknowledged decision, and nothing else
+        assert set(stored["origin"]) == {"app"}
+
+        materialize_review_stages()
+        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            reviewed = {r[0] for r in con.execute("SELECT example_id FROM reviewed").fetchall()}
+        assert {eid for _, eid in acked} <= reviewed
     print(
-        f"\n{rate:.1f} decisions/s with {N_CLIENTS} clients before the kill; "
-        f"{len(stored)} stored, 0 lost, 0 duplicated"
+        f"\n{rate:.1f} decisions/s with {N_CLIENTS} clients; {during_runs} decided during "
+        f"{runs} Dagster runs of the review stages; {len(stored)} stored, 0 lost, 0 duplicated"
     )
