@@ -6,11 +6,12 @@ the only difference is how batches are formed:
 
 - plain: ``transformers.Trainer`` with default settings, a random sampler and padding to the
   longest example in each batch (``DataCollatorForSeq2Seq``), no packing;
-- product: ``curation_assets.training.sft.train_sft`` (length-bucketed batches, ``packing``
-  ``bucket``; ``--modes bucket,pack`` adds padding-free packing).
+- product: ``curation_assets.training.sft.train_sft`` (length-bucketed batches under a token
+  budget, ``packing`` ``bucket``; ``--modes bucket,pack`` adds padding-free packing).
 
 Reported: padding efficiency (real tokens / tokens processed) and real tokens per second of
-``trainer.train()``. Data: instruction/response pairs read from ``--data`` (JSONL files with
+``trainer.train()``, with the load average before and after (the cores may be shared).
+Data: instruction/response pairs read from ``--data`` (JSONL files with
 ``instruction``/``input``/``output``, e.g. the alpaca-libre and self-instruct files of the
 shared data folder, read-only); the tokenizer is trained on them locally (byte-level BPE with
 a ChatML template). Nothing is downloaded.
@@ -207,6 +208,7 @@ def main() -> int:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
+    load_before = os.getloadavg()
     rows = load_pairs(args.data, args.examples, args.seed)
     with tempfile.TemporaryDirectory() as folder:
         base = build_base(Path(folder), rows, args)
@@ -241,6 +243,10 @@ def main() -> int:
             "mean": round(sum(lengths) / len(lengths), 1),
         },
         "config": vars(args),
+        "load_average_1_5_15": {
+            "before": [round(x, 2) for x in load_before],
+            "after": [round(x, 2) for x in os.getloadavg()],
+        },
         "results": results,
     }
     print(json.dumps(summary, indent=2))

@@ -2,6 +2,7 @@
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -87,20 +88,62 @@ def test_without_chat_template_a_plain_format_and_eos(plain_base: Path) -> None:
     assert enc["labels"][-1] == tok.eos_token_id
 
 
-def test_bucketing_covers_every_example_with_little_padding() -> None:
-    rng = random.Random(1)
-    # a long-tailed spread of lengths, truncated at max_length 512 as training does
-    lengths = [min(512, int(rng.lognormvariate(4.5, 0.9)) + 5) for _ in range(2000)]
+def long_tailed_lengths(n: int, seed: int) -> list[int]:
+    """Tokens per example like the instruction pairs of bench_training_efficiency.py.
+
+    Log-normal (median about 55, p90 about 130, a tail to 300-512), cut at max_length 512.
+    """
+    rng = random.Random(seed)
+    return [min(512, int(rng.lognormvariate(3.93, 0.72)) + 5) for _ in range(n)]
+
+
+def padding_efficiency(lengths: list[int], batches: list[list[int]]) -> float:
+    return sum(lengths[i] for b in batches for i in b) / sum(
+        max(lengths[i] for i in b) * len(b) for b in batches
+    )
+
+
+@pytest.mark.parametrize(("n", "data_seed"), [(512, 0), (512, 1), (512, 2), (5000, 3)])
+def test_bucketing_covers_every_example_once_per_epoch_with_little_padding(
+    n: int, data_seed: int
+) -> None:
+    lengths = long_tailed_lengths(n, data_seed)  # 5000: three sorting windows of 2048
     sampler = BucketBatchSampler(lengths, batch_size=16, seed=3)
-    first, second = sampler.batches(0), sampler.batches(1)
-    assert len(first) == len(sampler) == 125
-    assert sorted(i for b in first for i in b) == list(range(2000))
-    assert first != second  # a new order every epoch
-    real = sum(lengths)
-    processed = sum(max(lengths[i] for i in b) * len(b) for b in first)
-    assert real / processed >= 0.95
-    plain = [list(range(i, min(i + 16, 2000))) for i in range(0, 2000, 16)]
-    assert real / sum(max(lengths[i] for i in b) * len(b) for b in plain) < 0.7
+    assert len(sampler) == -(-n // 16)  # as many steps as a plain sampler: the LR schedule
+    epochs = [sampler.batches(e) for e in range(3)]
+    for batches in epochs:
+        assert len(batches) == len(sampler)
+        assert sorted(i for b in batches for i in b) == list(range(n))  # each exactly once
+        assert padding_efficiency(lengths, batches) >= 0.95
+        # token budgets: long examples in small batches, short ones in large batches, and
+        # every batch about the same number of padded tokens
+        longest = next(b for b in batches if lengths.index(max(lengths)) in b)
+        shortest = next(b for b in batches if lengths.index(min(lengths)) in b)
+        assert len(longest) < 16 < len(shortest)
+        padded = [max(lengths[i] for i in b) * len(b) for b in batches]
+        assert max(padded) <= 1.25 * sum(padded) / len(padded)
+    assert epochs[0] != epochs[1] != epochs[2]  # a new order every epoch
+    plain = [list(range(i, min(i + 16, n))) for i in range(0, n, 16)]
+    assert padding_efficiency(lengths, plain) < 0.5
+
+
+def test_bucketing_is_deterministic_for_a_seed_and_advances_epochs() -> None:
+    lengths = long_tailed_lengths(512, 0)
+    sampler = BucketBatchSampler(lengths, batch_size=16, seed=3)
+    assert BucketBatchSampler(lengths, 16, seed=3).batches(1) == sampler.batches(1)
+    assert BucketBatchSampler(lengths, 16, seed=4).batches(1) != sampler.batches(1)
+    assert list(sampler) == sampler.batches(0) and list(sampler) == sampler.batches(1)
+    sampler.set_epoch(0)  # what the Trainer calls before each epoch
+    assert list(sampler) == sampler.batches(0)
+
+
+def test_bucketing_edge_cases() -> None:
+    assert sorted(map(len, BucketBatchSampler([5, 80, 7, 300], 1, 0).batches(0))) == [1] * 4
+    assert BucketBatchSampler([5, 80, 7], 16, 0).batches(0) == [[1, 2, 0]]  # longest first
+    even = BucketBatchSampler([40] * 100, 16, 0).batches(0)
+    assert len(even) == 7 and max(map(len, even)) <= 16  # no padding, none over batch_size
+    with pytest.raises(ValueError):
+        BucketBatchSampler([], 16, 0)
 
 
 def test_flattening_collator_restarts_positions_and_masks_boundaries() -> None:
@@ -133,6 +176,11 @@ def test_full_sft_learns_and_records_everything(tmp_path: Path, lm_base: Path) -
     assert metrics["padding_efficiency"] >= 0.9
     assert metrics["tokens_per_second"] > 0 and metrics["train_tokens"] > metrics["response_tokens"]
     assert metrics["steps"] == 6 * 9
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(lm_base))
+    lengths = [len(encode_pair(tok, r["prompt"], r["response"], 64)["input_ids"]) for r in TRAIN]
+    assert metrics["train_tokens"] == 6 * sum(lengths)  # every example once an epoch
     assert 0.0 <= metrics["validation_exact_match"] <= 1.0
     assert metrics["validation_loss"] < losses[0]
     manifest = json.loads((tmp_path / "training_manifest.json").read_text())
@@ -145,6 +193,24 @@ def test_full_sft_learns_and_records_everything(tmp_path: Path, lm_base: Path) -
     assert report["loss"] == pytest.approx(metrics["validation_loss"], abs=1e-3)
     assert report["n"] == len(VALIDATION) == len(report["predictions"])
     assert report["exact_match"] == pytest.approx(metrics["validation_exact_match"], abs=1e-4)
+
+
+def test_packed_rows_keep_examples_apart_in_training(tmp_path: Path, lm_base: Path) -> None:
+    """One step on all of TRAIN: flattened rows (sdpa, position_ids) give the padded loss.
+
+    The model is loaded with a KV cache on (use_cache in its config); transformers then
+    skips the per-example mask it builds from position_ids, and flattened examples would
+    attend to each other: train_sft turns the cache off while training.
+    """
+    first_loss = {}
+    for mode in ("bucket", "pack"):
+        params = replace(TINY, packing=mode, batch_size=len(TRAIN), max_steps=1)
+        metrics = train_sft(TRAIN, [], str(lm_base), tmp_path / mode, params)
+        assert metrics["packing"] == mode and metrics["steps"] == 1
+        first_loss[mode] = metrics["loss_curve"][0][1]
+        config = json.loads((tmp_path / mode / "config.json").read_text())
+        assert config["use_cache"] is True  # saved as the base model had it
+    assert first_loss["pack"] == pytest.approx(first_loss["bucket"], abs=1e-4)
 
 
 def test_lora_adapter_saves_small_and_reloads_to_the_same_outputs(

@@ -2,11 +2,12 @@
 
 The loss covers the response tokens only (prompt labels are -100). With a chat template
 the pair is rendered as a user turn and an assistant turn; without one, as
-``### Instruction: ... ### Response:``. Batches group examples of similar length
-(``packing="bucket"``: at least 95% real tokens on realistic data, see
+``### Instruction: ... ### Response:``. Batches group examples of similar length under a
+token budget (``packing="bucket"``: at least 95% real tokens on realistic data, see
 benchmarks/RESULTS_training.md), or flatten them into one padding-free row
-(``packing="pack"``, for flash-attention on a GPU). Full fine-tune or LoRA; bf16 on a GPU
-that supports it, fp32 on the CPU. Plain Python, no Dagster; heavy imports inside functions.
+(``packing="pack"``, for flash-attention on a GPU; correct but slower with sdpa on a CPU).
+Full fine-tune or LoRA; bf16 on a GPU that supports it, fp32 on the CPU. Plain Python, no
+Dagster; heavy imports inside functions.
 """
 
 import json
@@ -106,34 +107,78 @@ def encode_pair(
 
 
 class BucketBatchSampler:
-    """Batches of examples of similar length, in a fresh random order every epoch.
+    """Batches of examples of similar length and similar token counts, reshuffled every epoch.
 
-    Each epoch shuffles the examples, sorts windows of ``BUCKET_BATCHES`` batches by
-    length, cuts them into batches and shuffles the batches. Only the last batch of an
-    epoch can be short, so an epoch has as many batches as a plain random sampler's.
+    Token-budget batching (fairseq's ``max_tokens``) with the budget solved for: an epoch
+    has exactly ``ceil(len(lengths) / batch_size)`` batches, as a plain sampler's (so the
+    Trainer's step count and learning-rate schedule do not change), and each example once.
+    Each epoch shuffles the examples (seeded by ``seed`` and the epoch), sorts windows of
+    ``BUCKET_BATCHES`` batches' worth by length, and cuts every sorted window greedily into
+    batches whose padded size (examples x longest example) stays within one token budget:
+    the smallest budget that needs no more than that many batches (a binary search; batches
+    with the most examples are halved if fewer come out). Long examples thus go in small
+    batches and short ones in large batches, ``batch_size`` examples on average and about
+    the same number of tokens each; then the batches are shuffled. The loss of a step is
+    the mean over its response tokens (the model's loss with ``num_items_in_batch``), so
+    the size of a step does not grow with its number of examples.
+
+    With fewer examples than one window the batches hold nearly the same examples every
+    epoch (only examples of equal length change places), in a new order.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int) -> None:
-        self.lengths = list(lengths)
+        if not lengths or batch_size < 1:
+            raise ValueError("BucketBatchSampler needs at least one example and batch_size >= 1")
+        self.lengths = [max(1, int(n)) for n in lengths]
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
+        self.num_batches = math.ceil(len(self.lengths) / batch_size)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
+        return self.num_batches
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def _cut(self, window: Sequence[int], budget: int) -> list[list[int]]:
+        """Greedy cut of a window sorted longest first: the fewest batches within ``budget``."""
+        out: list[list[int]] = []
+        batch: list[int] = []
+        width = 0
+        for i in window:
+            if batch and max(width, self.lengths[i]) * (len(batch) + 1) > budget:
+                out.append(batch)
+                batch, width = [], 0
+            batch.append(i)
+            width = max(width, self.lengths[i])
+        if batch:
+            out.append(batch)
+        return out
 
     def batches(self, epoch: int) -> list[list[int]]:
         rng = random.Random(self.seed * 100_003 + epoch)
         order = list(range(len(self.lengths)))
         rng.shuffle(order)
-        window = self.batch_size * BUCKET_BATCHES
-        out: list[list[int]] = []
-        for start in range(0, len(order), window):
-            chunk = sorted(order[start : start + window], key=lambda i: -self.lengths[i])
-            out += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        span = self.batch_size * BUCKET_BATCHES
+        windows = [
+            sorted(order[start : start + span], key=lambda i: -self.lengths[i])
+            for start in range(0, len(order), span)
+        ]
+        # batch_size examples of the longest length always fit in ``high``: at most
+        # num_batches batches there; fewer batches need a larger budget (monotone)
+        low, high = max(self.lengths), max(self.lengths) * self.batch_size
+        while low < high:
+            middle = (low + high) // 2
+            if sum(len(self._cut(w, middle)) for w in windows) <= self.num_batches:
+                high = middle
+            else:
+                low = middle + 1
+        out = [batch for w in windows for batch in self._cut(w, low)]
+        while len(out) < self.num_batches:  # halve the batch of most examples
+            largest = max(range(len(out)), key=lambda j: len(out[j]))
+            batch = out.pop(largest)
+            out += [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
         rng.shuffle(out)
         return out
 
@@ -149,6 +194,7 @@ class TokenCountingCollator:
     def __init__(self, pad_token_id: int, flatten: bool = False) -> None:
         self.pad_token_id = pad_token_id
         self.flatten = flatten
+        self.examples = 0
         self.real_tokens = 0
         self.processed_tokens = 0
         self.response_tokens = 0
@@ -157,6 +203,7 @@ class TokenCountingCollator:
         import torch
 
         lengths = [len(f["input_ids"]) for f in features]
+        self.examples += len(features)
         self.real_tokens += sum(lengths)
         self.response_tokens += sum(
             sum(1 for x in f["labels"] if x != IGNORE_INDEX) for f in features
@@ -216,7 +263,7 @@ def load_causal_lm(model_path: str, bf16: bool, packing: str) -> Any:
 
             kwargs.update(attn_implementation="flash_attention_2", dtype=torch.bfloat16)
         except ImportError:
-            pass  # sdpa: the mask built from position_ids keeps examples apart
+            pass  # sdpa: the mask built from position_ids keeps examples apart (no KV cache)
     return AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
 
 
@@ -298,6 +345,7 @@ def train_sft(
     if not features:
         raise ValueError("no training example keeps a response token within max_length")
     model = load_causal_lm(model_path, bf16, mode)
+    config, use_cache = model.config, model.config.use_cache  # the Trainer turns it off
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if params.freeze_embeddings:
@@ -350,6 +398,9 @@ def train_sft(
             bf16=bf16,
             dataloader_num_workers=0,
             remove_unused_columns=False,
+            # no KV cache: with one, transformers skips the per-example mask it builds from
+            # position_ids (sdpa, eager) and flattened examples would attend to each other
+            use_cache=False,
         )
         trainer = make_trainer_class()(
             model=model,
@@ -365,6 +416,7 @@ def train_sft(
         result = trainer.train()
         train_seconds = time.perf_counter() - started
         model = trainer.model
+        config.use_cache = use_cache  # as the base model had it, for generation
         model.save_pretrained(str(output_dir))  # with LoRA: the adapter only
     tokenizer.save_pretrained(str(output_dir))
 
@@ -390,9 +442,7 @@ def train_sft(
         "response_tokens": collator.response_tokens,
         "padding_efficiency": round(collator.padding_efficiency, 4),
         "tokens_per_second": round(collator.real_tokens / train_seconds, 1),
-        "examples_per_second": round(
-            int(trainer.state.global_step) * params.batch_size / train_seconds, 2
-        ),
+        "examples_per_second": round(collator.examples / train_seconds, 2),
         "packing": mode,
         "trainable_parameters": trainable,
         "parameters": total,
