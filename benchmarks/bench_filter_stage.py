@@ -331,6 +331,30 @@ def _outcome(con: duckdb.DuckDBPyConnection) -> dict:
     return {"kept": int(kept), "rejected": int(rejected), "per_rule": per_rule}
 
 
+class _Timed:
+    """Wall and CPU seconds of this process (all its threads) over a block, and the CPU
+    that other processes of the machine used meanwhile (the machine is shared)."""
+
+    def __enter__(self) -> "_Timed":
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        self._busy = _busy_seconds()
+        self._load = os.getloadavg()[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self._wall
+        cpu = time.process_time() - self._cpu
+        others = max(0.0, _busy_seconds() - self._busy - cpu)
+        self.result = {
+            "seconds": round(wall, 2),
+            "cpu_seconds": round(cpu, 2),
+            "other_processes_cpu_seconds": round(others, 1),
+            "other_processes_cores": round(others / wall, 2) if wall else 0.0,
+            "loadavg_before": round(self._load, 2),
+            "loadavg_after": round(os.getloadavg()[0], 2),
+        }
+
+
 def run_ours(kind: str, n: int, incremental: bool, keep_db: bool = False) -> dict:
     from curation_assets.core import filter_stage
 
@@ -345,12 +369,10 @@ def run_ours(kind: str, n: int, incremental: bool, keep_db: bool = False) -> dic
     out: dict = {"kind": kind, "records": n, "duckdb_threads": threads}
     out["load_seconds"] = round(load(con, kind, 0, n), 2)
     cfg = _stage_config()
-    wall, cpu = time.perf_counter(), time.process_time()
-    report = filter_stage.run_stage(con, cfg)
-    seconds, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+    with _Timed() as timed:
+        report = filter_stage.run_stage(con, cfg)
     out["full"] = {
-        "seconds": round(seconds, 2),
-        "cpu_seconds": round(cpu_s, 2),
+        **timed.result,
         "steps": dict(report.seconds),
         "new_records": dict(getattr(report, "new_records", {})),
         **_outcome(con),
@@ -360,16 +382,17 @@ def run_ours(kind: str, n: int, incremental: bool, keep_db: bool = False) -> dic
         extra = max(1, n // 100)  # one new batch of 1% (its rows follow the first n)
         out["increment_records"] = extra
         out["increment_load_seconds"] = round(load(con, kind, n, n + extra), 2)
-        wall, cpu = time.perf_counter(), time.process_time()
-        report = filter_stage.run_stage(con, cfg)
-        seconds, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+        with _Timed() as timed:
+            report = filter_stage.run_stage(con, cfg)
         out["incremental"] = {
-            "seconds": round(seconds, 2),
-            "cpu_seconds": round(cpu_s, 2),
+            **timed.result,
             "steps": dict(report.seconds),
             "new_records": dict(getattr(report, "new_records", {})),
             **_outcome(con),
-            "share_of_full_run": round(seconds / out["full"]["seconds"], 4),
+            "share_of_full_run": round(timed.result["seconds"] / out["full"]["seconds"], 4),
+            "share_of_full_run_cpu": round(
+                timed.result["cpu_seconds"] / out["full"]["cpu_seconds"], 4
+            ),
         }
     con.close()
     if not keep_db:
@@ -505,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="datatrove processes")
     parser.add_argument("--incremental", action="store_true", help="ours: + a 1%% batch")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    parser.add_argument("--keep-db", action="store_true", help="ours: keep the warehouse file")
     args = parser.parse_args(argv)
     if not SHARED.exists():
         print(f"skipped: {SHARED} not found (the benchmark needs ../shared)")
@@ -520,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         ).fetchall()[0]
         result.update(records=stats[0], mean_chars=round(stats[1]), distinct_examples=stats[2])
     elif args.mode == "ours":
-        result = run_ours(args.kind, args.n, args.incremental)
+        result = run_ours(args.kind, args.n, args.incremental, keep_db=args.keep_db)
     elif args.mode == "datatrove":
         result = run_datatrove(args.kind, args.n, args.workers)
     else:

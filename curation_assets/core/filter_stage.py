@@ -3,20 +3,26 @@
 Order of work on a warehouse holding ``raw_scrapes`` and ``ingest_batches``:
 
 1. Per-record annotations that need Python libraries, for new records only: mojibake
-   (ftfy), language (fastText lid.176), PII findings (``pii``).
+   (ftfy; non-document records, the only ones a rule reads it for), language (fastText
+   lid.176; web documents by their first ``language_document_chars`` characters).
 2. Record-scope rules (lengths, labels, pair rules or document rules, language, mojibake):
-   flags cached per record in ``record_flags`` (see ``filtering.run_filters``).
+   flags and reasons cached per record in ``record_flags`` and ``record_rejections`` (see
+   ``filtering.update_record_flags``); each rule family is evaluated in its own SELECT over
+   its own records.
 3. Near-duplicates: the incremental MinHash LSH index (``dedup``) over the first record of
    each example that no record-scope rule rejected, so a rejected record never becomes the
    representative that removes a good one.
 4. Decontamination against evaluation texts (user files and the validation split of
    ``verified``), re-run only when those texts change.
 5. Corpus-scope rules (exact duplicates, conflicting labels, near duplicates,
-   contamination) and the derived tables ``filter_flags``, ``filtered``, ``rejections``.
-6. PII redaction of the kept records: ``filtered`` holds the masked text and
-   ``pii_redactions`` every masked span (kind, place, keyed hash; never the value).
+   contamination) over ids and flags, and the derived tables ``filter_flags`` (flags, no
+   text), ``filtered`` (updated in place: only rows that enter or leave are written) and
+   ``rejections`` (cached record-rule reasons plus the corpus rules').
+6. PII redaction (``pii``) of the kept records not scanned yet: ``filtered`` holds the
+   masked text and ``pii_redactions`` every masked span (kind, place, keyed hash; never the
+   value).
 
-Every step costs the size of the new data, except the cheap SQL passes of step 5, so a
+Every step costs the size of the new data, except the SQL passes of step 5 over ids, so a
 nightly batch does not recompute the past. No Dagster here.
 """
 
@@ -45,7 +51,8 @@ PII_TABLE = "pii_redactions"
 PII_SCANNED = "pii_scanned"  # record ids already scanned for PII (found or not)
 CONTAMINATION_TABLE = "contamination"
 _CONTAMINATION_META = "contamination_meta"
-NON_DOCUMENT_SQL = f"NOT ({rules_documents.DOCUMENT_BATCH_SQL})"
+DOCUMENT_SQL = rules_documents.DOCUMENT_BATCH_SQL
+NON_DOCUMENT_SQL = f"NOT ({DOCUMENT_SQL})"
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,9 @@ class FilterConfig:
     max_response_chars: int = 8_000
     languages: tuple[str, ...] = ("en",)  # empty: no language rule
     min_language_score: float = language.DEFAULT_MIN_SCORE
+    language_max_chars: int = language.DEFAULT_MAX_CHARS  # characters read, pairs
+    #: characters read from a web document (its start decides; cost is linear in length)
+    language_document_chars: int = language.DEFAULT_DOCUMENT_CHARS
     dedup_threshold: float | None = 0.8  # word 5-gram Jaccard; None: no near-dup rule
     decontamination_ngram: int = 8
     pii_kinds: tuple[str, ...] = pii.PII_KINDS  # empty: no redaction
@@ -102,9 +112,7 @@ def rules(cfg: FilterConfig) -> list[filtering.Rule]:
         rules_pairs.pair_rules(labelled=cfg.task_type == "classification", **cfg.pair_thresholds),
         NON_DOCUMENT_SQL,
     )
-    documents = rules_documents.only_where(
-        rules_documents.document_rules(), rules_documents.DOCUMENT_BATCH_SQL
-    )
+    documents = rules_documents.only_where(rules_documents.document_rules(), DOCUMENT_SQL)
     out = [*generic, *corpus_generic, *pairs, *documents]
     if cfg.languages:
         out.append(language.language_rule(allowed=cfg.languages, min_score=cfg.min_language_score))
@@ -139,7 +147,7 @@ def run_stage(
     n = _annotate_mojibake(con)
     t = report.lap("mojibake", t, n)
     if cfg.languages:
-        n = language.annotate_languages(con)
+        n = _annotate_languages(con, cfg)
         t = report.lap("language", t, n)
     record_rules = [r for r in rule_set if r.scope == "record"]
     n = filtering.update_record_flags(con, record_rules)
@@ -160,24 +168,59 @@ def run_stage(
     return report
 
 
+def _annotate_languages(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
+    """Language of new records: pairs by their first ``language_max_chars`` characters,
+    web documents by their first ``language_document_chars``. Returns the records done."""
+    table = language.LANGUAGE_TABLE
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({language.ANNOTATIONS_SCHEMA})")
+    missing = (
+        f"NOT EXISTS (SELECT 1 FROM {table} a WHERE a.record_id = raw_scrapes.record_id "
+        "AND a.example_id IS NOT DISTINCT FROM raw_scrapes.example_id)"
+    )
+    in_range = filtering.batch_range(con, missing)
+    n = 0
+    for family, max_chars in (
+        (NON_DOCUMENT_SQL, cfg.language_max_chars),
+        (DOCUMENT_SQL, cfg.language_document_chars),
+    ):
+        n += language.annotate_languages(
+            con,
+            source=f"(SELECT * FROM raw_scrapes WHERE {in_range} AND {family})",
+            table=table,
+            max_chars=max_chars,
+        )
+    return n
+
+
 def _annotate_mojibake(con: duckdb.DuckDBPyConnection) -> int:
+    """Mojibake flags of new non-document records (only pair rules read them: web
+    documents, nearly all with a non-ASCII character, never reach ftfy). Returns the
+    number of records annotated."""
     table = annotators.ANNOTATIONS_TABLE
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({annotators.ANNOTATIONS_SCHEMA})")
     con.execute(f"DELETE FROM {table} WHERE record_id NOT IN (SELECT record_id FROM raw_scrapes)")
-    new = f"(SELECT * FROM raw_scrapes WHERE record_id NOT IN (SELECT record_id FROM {table}))"
-    return annotators.store_annotations(con, new, table, replace=False)
+    missing = f"{NON_DOCUMENT_SQL} AND record_id NOT IN (SELECT record_id FROM {table})"
+    new = f"(SELECT * FROM raw_scrapes WHERE {filtering.batch_range(con, missing)} AND {missing})"
+    n = int(con.execute(f"SELECT count(*) FROM {new}").fetchall()[0][0])
+    if n:
+        annotators.store_annotations(con, new, table, replace=False)
+    return n
 
 
 def _dedup_source(record_rules: Sequence[filtering.Rule]) -> str:
     """The first record of each example that no record-scope rule rejected."""
     fired = " OR ".join(f"f.rule_{r.name}" for r in record_rules) or "FALSE"
+    # the window runs over narrow columns; the texts are joined to the ids it keeps
     return f"""
-        SELECT r.record_id, r.prompt, r.response, b.ingested_at, r.batch, r.line_no
-        FROM raw_scrapes r JOIN ingest_batches b USING (batch)
-        WHERE r.record_id IN (
-            SELECT f.record_id FROM {filtering.RECORD_FLAGS} f WHERE NOT ({fired}))
-        QUALIFY row_number() OVER (
-            PARTITION BY r.example_id ORDER BY b.ingested_at, r.batch, r.line_no) = 1"""
+        SELECT r.record_id, r.prompt, r.response, e.ingested_at, r.batch, r.line_no
+        FROM raw_scrapes r JOIN (
+            SELECT r.record_id, b.ingested_at
+            FROM raw_scrapes r JOIN ingest_batches b USING (batch)
+            WHERE r.record_id IN (
+                SELECT f.record_id FROM {filtering.RECORD_FLAGS} f WHERE NOT ({fired}))
+            QUALIFY row_number() OVER (
+                PARTITION BY r.example_id ORDER BY b.ingested_at, r.batch, r.line_no) = 1
+        ) e ON e.record_id = r.record_id"""
 
 
 def _evaluation_texts(
@@ -234,11 +277,12 @@ def _decontaminate(
         "(SELECT record_id FROM raw_scrapes)"
     )
     # rows with checked = TRUE and no eval_id mark "looked at, clean"
-    pending = f"""SELECT record_id, example_id, prompt, response FROM raw_scrapes
-                  WHERE record_id NOT IN (SELECT record_id FROM {CONTAMINATION_TABLE})"""
-    n = int(con.execute(f"SELECT count(*) FROM ({pending})").fetchall()[0][0])
+    unchecked = f"record_id NOT IN (SELECT record_id FROM {CONTAMINATION_TABLE})"
+    n = int(con.execute(f"SELECT count(*) FROM raw_scrapes WHERE {unchecked}").fetchall()[0][0])
     if n == 0:
         return 0
+    pending = f"""SELECT record_id, example_id, prompt, response FROM raw_scrapes
+                  WHERE {filtering.batch_range(con, unchecked)} AND {unchecked}"""
     found = pd.DataFrame(columns=["record_id", "eval_id", "overlap_ngrams"])
     if len(evaluation):
         found = decontamination.find_contamination(
@@ -248,14 +292,17 @@ def _decontaminate(
             config=decontamination.DecontaminationConfig(ngram=cfg.decontamination_ngram),
         )[["record_id", "eval_id", "overlap_ngrams"]]
     con.register("_found", found)
+    con.register("_eval_ids", evaluation[["eval_id"]])
     try:
-        # matches (an example never contaminates itself: validation rows are raw records
-        # too), then one marker row per checked record (eval_id NULL)
+        # matches, then one marker row per checked record (eval_id NULL). Validation rows
+        # are raw records too: an evaluation example is never removed as contamination
+        # (not by itself, nor by a near-identical validation example), only training
+        # candidates are
         con.execute(
             f"""INSERT INTO {CONTAMINATION_TABLE}
                 SELECT p.record_id, p.example_id, f.eval_id, f.overlap_ngrams, TRUE
                 FROM ({pending}) p JOIN _found f USING (record_id)
-                WHERE f.eval_id <> p.example_id"""
+                WHERE p.example_id NOT IN (SELECT eval_id FROM _eval_ids)"""
         )
         con.execute(
             f"""INSERT INTO {CONTAMINATION_TABLE}
@@ -263,11 +310,14 @@ def _decontaminate(
         )
     finally:
         con.unregister("_found")
+        con.unregister("_eval_ids")
     return n
 
 
 def _redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
-    """Mask PII in ``filtered`` (prompt and response), recording each span."""
+    """Mask PII in ``filtered`` (prompt and response), recording each span. Scans the
+    rows not scanned under the current settings (their text in ``filtered`` is still the
+    original)."""
     con.execute(
         f"""CREATE TABLE IF NOT EXISTS {PII_TABLE} (record_id VARCHAR, "column" VARCHAR,
             kind VARCHAR, start INTEGER, "end" INTEGER, out_start INTEGER, out_end INTEGER,
@@ -275,6 +325,15 @@ def _redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
     )
     con.execute(f"CREATE TABLE IF NOT EXISTS {PII_SCANNED} (record_id VARCHAR, digest VARCHAR)")
     setting = hashlib.sha256(repr((cfg.pii_kinds, cfg.pii_key)).encode()).hexdigest()[:16]
+    # ``filtered`` keeps its masked rows from run to run: records masked under other
+    # settings get their original text back before they are scanned again
+    for column in ("prompt", "response"):
+        con.execute(
+            f"""UPDATE filtered SET {column} = r.{column} FROM raw_scrapes r
+                WHERE filtered.record_id = r.record_id AND filtered.record_id IN (
+                    SELECT record_id FROM {PII_SCANNED} WHERE digest <> ?)""",
+            [setting],
+        )
     con.execute(f"DELETE FROM {PII_SCANNED} WHERE digest <> ?", [setting])
     con.execute(
         f"""DELETE FROM {PII_TABLE} WHERE record_id NOT IN (SELECT record_id FROM {PII_SCANNED})
@@ -282,9 +341,10 @@ def _redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
     )
     n = 0
     if cfg.pii_kinds:
+        unscanned = f"record_id NOT IN (SELECT record_id FROM {PII_SCANNED})"
+        in_range = filtering.batch_range(con, unscanned, "filtered")
         new = con.sql(
-            f"""SELECT record_id, prompt, response FROM filtered
-                WHERE record_id NOT IN (SELECT record_id FROM {PII_SCANNED})"""
+            f"SELECT record_id, prompt, response FROM filtered WHERE {in_range} AND {unscanned}"
         ).df()
         n = len(new)
         candidates = new[
@@ -311,13 +371,14 @@ def _redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
         finally:
             con.unregister("_spans")
             con.unregister("_scanned")
-    # apply the stored redactions to the rebuilt ``filtered``
+    # apply the stored redactions to the rows of ``filtered`` not masked yet (new ones)
     for column in ("prompt", "response"):
         con.execute(
             f"""UPDATE filtered SET {column} = p.redacted
                 FROM (SELECT DISTINCT record_id, redacted FROM {PII_TABLE}
                       WHERE "column" = '{column}') p
-                WHERE filtered.record_id = p.record_id"""
+                WHERE filtered.record_id = p.record_id
+                  AND filtered.{column} IS DISTINCT FROM p.redacted"""
         )
     return n
 

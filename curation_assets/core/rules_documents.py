@@ -4,8 +4,8 @@ Only for document data: these filters were designed for web pages, and they dest
 instruction data (datatrove's Gopher filter drops 66% of the self-instruct seed tasks).
 Each rule reads one text column (``prompt`` by default), fires (rejects) when its
 condition is TRUE, carries the published threshold as a keyword default, and reports
-the measured value in its ``detail``. Wrap them with ``only_where(rules, DOCUMENT_BATCH_SQL)``
-so they fire on records from web-document files only.
+the measured value in its ``detail``. Restrict them with ``only_where(rules,
+DOCUMENT_BATCH_SQL)`` so they fire on records from web-document files only.
 
 Text is measured with DuckDB string and list functions, not spaCy, so counts differ a
 little from datatrove's: a *token* is a run of non-whitespace; a *word* is a token with
@@ -519,11 +519,13 @@ def only_where(rules: Sequence[Rule], predicate: str) -> list[Rule]:
 
     ``only_where(document_rules(), DOCUMENT_BATCH_SQL)`` restricts them to web documents;
     ``only_where(instruction_rules, f"NOT {DOCUMENT_BATCH_SQL}")`` keeps pair rules off them.
+    The predicate goes to ``Rule.where`` (ANDed with one already there): record-scope rules
+    are then evaluated in a SELECT over the matching records only, where DuckDB computes
+    the measures several rules share (words, lines, n-grams) once per record. Wrapping
+    each condition in ``CASE WHEN predicate`` instead made it compute them once per rule.
     """
-    # CASE, not AND: DuckDB evaluates a CASE branch only for the rows that reach it, so the
-    # costly document measures are never computed for records the predicate excludes.
     return [
-        replace(r, condition=f"CASE WHEN {predicate} THEN ({r.condition}) ELSE FALSE END")
+        replace(r, where=predicate if r.where is None else f"({r.where}) AND ({predicate})")
         for r in rules
     ]
 

@@ -30,6 +30,7 @@ def filter_config(settings: Settings) -> filter_stage.FilterConfig:
         max_response_chars=settings.max_response_chars,
         languages=settings.languages,
         min_language_score=settings.min_language_score,
+        language_document_chars=settings.language_document_chars,
         dedup_threshold=settings.near_duplicate_threshold or None,
         decontamination_ngram=settings.decontamination_ngram,
         pii_kinds=settings.pii_kinds,
