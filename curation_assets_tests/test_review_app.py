@@ -446,7 +446,18 @@ N_CLIENTS, PER_CLIENT, KILL_AFTER = 8, 15, 40
 REVIEW_STAGES = ("review_queue", "reviewed", "verified")
 
 
-def test_sigkill_under_load_while_dagster_runs_loses_and_duplicates_nothing(tmp_path):
+@pytest.fixture
+def spawned():
+    """Servers a test started; killed at teardown even when the test fails."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def test_sigkill_under_load_while_dagster_runs_loses_and_duplicates_nothing(tmp_path, spawned):
     """Eight reviewers submit while Dagster materializes the review stages; the server is
     SIGKILLed mid-load and restarted. Every acknowledged decision is stored exactly once,
     and the next materialization of ``reviewed`` holds every accepted example."""
@@ -492,6 +503,7 @@ def test_sigkill_under_load_while_dagster_runs_loses_and_duplicates_nothing(tmp_
         port, log = _free_port(), tmp_path / "server.log"
         base = f"http://127.0.0.1:{port}"
         server = _start_server(settings.data_dir, port, log)
+        spawned.append(server)
         secret = settings.decision_store.parent / "review_app.secret"
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
 
@@ -541,6 +553,7 @@ def test_sigkill_under_load_while_dagster_runs_loses_and_duplicates_nothing(tmp_
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(10)
         server = _start_server(settings.data_dir, port, log)  # same secret: sessions survive
+        spawned.append(server)
         while any(t.is_alive() for t in threads):
             materialize_review_stages()
             runs += 1
