@@ -146,6 +146,19 @@ def test_split_is_stable_and_by_prompt(con):
     assert review.split_overlap(con) == 1
 
 
+def test_train_rows_near_a_validation_row_are_excluded_not_trained(con):
+    con.execute(
+        """CREATE TABLE verified AS SELECT * FROM (VALUES
+            ('v1', 'what should I do if my card was stolen in Paris', 'lost', 'validation'),
+            ('t1', 'Hello, what should I do if my card was stolen in Paris?', 'lost', 'train'),
+            ('t2', 'how long does the delivery of a new card take to arrive', 'delivery', 'train')
+        ) t(example_id, prompt, response, split)"""
+    )
+    review._exclude_near_validation(con, ngram=8)
+    rows = con.sql("SELECT example_id, split, near_validation FROM verified ORDER BY 1").fetchall()
+    assert rows == [("t1", "excluded", "v1"), ("t2", "train", None), ("v1", "validation", None)]
+
+
 def _filter(con, rows, tmp_path, name="a.jsonl"):
     path = tmp_path / name
     path.write_text("\n".join(json.dumps(r) for r in rows))

@@ -729,7 +729,9 @@ def pipeline_outcome(
         raise AssertionError("decisions changed the queue membership of a first run")
     stats = review.build_reviewed(con, store, settings.reviews_required, _labels(settings))
     take = settings.verified_takes_suspect_fixes
-    review.build_verified(con, store, settings.validation_fraction, take)
+    review.build_verified(
+        con, store, settings.validation_fraction, take, settings.decontamination_ngram
+    )
     timing = review.expert_time(con, take)
 
     def counts(sql: str) -> dict[str, int]:

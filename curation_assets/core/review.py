@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from curation_assets.core import agreement, suspects
+from curation_assets.core import agreement, decontamination, suspects
 from curation_assets.core.filtering import NORMALIZED_PROMPT_SQL
 
 _DECISION_COLUMNS = {
@@ -413,13 +413,17 @@ def build_verified(
     decisions: pd.DataFrame,
     validation_fraction: float,
     take_suspect_fixes: bool = False,
+    decontamination_ngram: int = 8,
 ) -> None:
     """Rebuild ``verified``: expert-decided examples of the coverage sample, fixed split.
 
     With ``take_suspect_fixes`` expert decisions from the suspect queue count too.
     ``expert_seconds``: all expert time spent on the example. The split is drawn from a
     hash of the normalized prompt, so an example keeps its split forever and two examples
-    with the same prompt always share one.
+    with the same prompt always share one. A train example that shares word n-grams with a
+    validation example gets split ``excluded`` (kept, never trained on), with the
+    validation example in ``near_validation``: the reported accuracy is never inflated,
+    even on the first run, before the filtered stage can decontaminate against it.
     """
     register_decisions(con, decisions)
     queues = "('coverage', 'suspect')" if take_suspect_fixes else "('coverage')"
@@ -441,6 +445,35 @@ def build_verified(
         ORDER BY r.example_id
         """
     )
+    _exclude_near_validation(con, decontamination_ngram)
+
+
+def _exclude_near_validation(con: duckdb.DuckDBPyConnection, ngram: int) -> None:
+    """Move train rows that overlap a validation row (word n-grams) to split ``excluded``."""
+    con.execute("ALTER TABLE verified ADD COLUMN near_validation VARCHAR")
+    validation = con.sql(
+        "SELECT example_id AS eval_id, prompt || ' ' || response AS text "
+        "FROM verified WHERE split = 'validation'"
+    ).df()
+    if not len(validation):
+        return
+    found = decontamination.find_contamination(
+        con,
+        validation,
+        "SELECT example_id AS record_id, prompt, response FROM verified WHERE split = 'train'",
+        config=decontamination.DecontaminationConfig(ngram=ngram),
+    )
+    if not len(found):
+        return
+    first = found.sort_values(["record_id", "eval_id"]).drop_duplicates("record_id")
+    con.register("_near_validation", first[["record_id", "eval_id"]])
+    try:
+        con.execute(
+            """UPDATE verified SET split = 'excluded', near_validation = n.eval_id
+               FROM _near_validation n WHERE verified.example_id = n.record_id"""
+        )
+    finally:
+        con.unregister("_near_validation")
 
 
 def expert_time(con: duckdb.DuckDBPyConnection, take_suspect_fixes: bool = False) -> dict:

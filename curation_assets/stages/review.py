@@ -209,7 +209,8 @@ def _records(frame) -> list[dict]:
     description=(
         "Expert decisions (accepted or corrected) on the coverage sample: the only data a "
         "fine-tune may use (suspect-queue fixes too if `verified_takes_suspect_fixes`). "
-        "`split` (train / validation) is fixed per example by a hash of its prompt."
+        "`split` (train / validation) is fixed per example by a hash of its prompt; train "
+        "examples that share n-grams with a validation example are `excluded` (never trained)."
     ),
     group_name=GROUP,
     kinds={"duckdb", "table"},
@@ -221,7 +222,9 @@ def verified(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeR
     store = decisions.load_all(settings.decision_store)
     take = settings.verified_takes_suspect_fixes
     with duckdb.get_connection() as con:
-        review.build_verified(con, store, settings.validation_fraction, take)
+        review.build_verified(
+            con, store, settings.validation_fraction, take, settings.decontamination_ngram
+        )
         splits = (
             con.sql(
                 "SELECT split, count(*) AS examples, count(DISTINCT response) AS labels "
@@ -390,7 +393,11 @@ def verified_expectations(settings: Settings) -> list[Validation]:
         expect("ExpectColumnValueLengthsToBeBetween", column="prompt", min_value=1),
         expect("ExpectColumnValueLengthsToBeBetween", column="response", min_value=1),
         expect("ExpectColumnValuesToNotBeNull", column="verified_by"),
-        expect("ExpectColumnValuesToBeInSet", column="split", value_set=["train", "validation"]),
+        expect(
+            "ExpectColumnValuesToBeInSet",
+            column="split",
+            value_set=["train", "validation", "excluded"],
+        ),
         expect("ExpectTableRowCountToBeBetween", min_value=settings.min_verified_examples),
     ]
     if settings.labels and settings.task_type == "classification":
