@@ -16,7 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from curation_assets.training.params import TrainParams, device_and_precision, gpu_memory_metrics
+from curation_assets.training.params import (
+    TrainParams,
+    device_and_precision,
+    gpu_memory_metrics,
+    trainer_arguments,
+)
 
 __all__ = ["TrainParams", "evaluate_classifier", "train_classifier"]
 
@@ -185,28 +190,10 @@ def train_classifier(
                 on_metrics({**logs, "step": state.global_step, "max_steps": state.max_steps})
 
     with tempfile.TemporaryDirectory(prefix="trainer-") as scratch:
+        on_gpu = device.startswith("cuda")
         args = TrainingArguments(
-            output_dir=scratch,
-            per_device_train_batch_size=params.batch_size,
+            **trainer_arguments(params, scratch, logging_steps, on_gpu, bf16),
             per_device_eval_batch_size=max(params.batch_size, 64),
-            num_train_epochs=params.epochs,
-            max_steps=params.max_steps or -1,
-            learning_rate=params.learning_rate,
-            weight_decay=params.weight_decay,
-            warmup_steps=params.warmup_ratio,  # a float < 1 is a ratio of the total steps
-            lr_scheduler_type="linear",
-            logging_strategy="steps",
-            logging_steps=logging_steps,
-            logging_first_step=True,
-            eval_strategy="no",
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            seed=params.seed,
-            data_seed=params.seed,
-            use_cpu=not device.startswith("cuda"),
-            bf16=bf16,
-            dataloader_num_workers=0,
             train_sampling_strategy="group_by_length",
             include_num_input_tokens_seen="non_padding",
         )

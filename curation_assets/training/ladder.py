@@ -39,30 +39,13 @@ def budget_steps(largest: int, batch_size: int, epochs: float) -> int:
 def embed_texts(
     model_path: str, texts: Sequence[str], max_length: int = 64, batch_size: int = 64
 ) -> Any:
-    """Mean-pooled, L2-normalized embeddings of ``texts`` from a frozen encoder (float tensor)."""
+    """Mean-pooled, L2-normalized embeddings of ``texts`` from a frozen encoder (float tensor):
+    the suspect queue's ``SentenceEncoder``, so both score examples in the same space."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModel.from_pretrained(model_path)
-    model.eval()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = torch.zeros(len(texts), model.config.hidden_size)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in idx],
-                truncation=True,
-                max_length=max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            out[idx] = torch.nn.functional.normalize(pooled, dim=-1)
-    return out
+    from curation_assets.core.suspects import SentenceEncoder
+
+    return torch.from_numpy(SentenceEncoder(model_path, batch_size, max_length)(list(texts)))
 
 
 def train_head(

@@ -150,3 +150,32 @@ def gpu_memory_metrics() -> dict[str, float]:
         "gpu_reserved_memory_gib": round(torch.cuda.max_memory_reserved() / gib, 3),
         "gpu_total_memory_gib": round(torch.cuda.get_device_properties(0).total_memory / gib, 3),
     }
+
+
+def trainer_arguments(
+    params: TrainParams, output_dir: str, logging_steps: int, on_gpu: bool, bf16: bool
+) -> dict[str, Any]:
+    """``TrainingArguments`` keywords both trainers share: schedule, logging, seeds, device;
+    no evaluation, no checkpoints, no reporting (the Pipes session reports)."""
+    return dict(
+        output_dir=output_dir,
+        per_device_train_batch_size=params.batch_size,
+        num_train_epochs=params.epochs,
+        max_steps=params.max_steps or -1,
+        learning_rate=params.learning_rate,
+        weight_decay=params.weight_decay,
+        warmup_steps=params.warmup_ratio,  # a float < 1 is a ratio of the total steps
+        lr_scheduler_type="linear",
+        logging_strategy="steps",
+        logging_steps=logging_steps,
+        logging_first_step=True,
+        eval_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        seed=params.seed,
+        data_seed=params.seed,
+        use_cpu=not on_gpu,
+        bf16=bf16,
+        dataloader_num_workers=0,
+    )

@@ -30,7 +30,12 @@ from curation_assets.training.classifier import (
     _examples,
     data_version,
 )
-from curation_assets.training.params import TrainParams, device_and_precision, gpu_memory_metrics
+from curation_assets.training.params import (
+    TrainParams,
+    device_and_precision,
+    gpu_memory_metrics,
+    trainer_arguments,
+)
 
 #: What ``base_model="auto"`` means for SFT (needs a reachable hub; no causal LM is packaged).
 DEFAULT_SFT_HUB_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -377,26 +382,7 @@ def train_sft(
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory(prefix="sft-") as scratch:
         args = TrainingArguments(
-            output_dir=scratch,
-            per_device_train_batch_size=params.batch_size,
-            num_train_epochs=params.epochs,
-            max_steps=params.max_steps or -1,
-            learning_rate=params.learning_rate,
-            weight_decay=params.weight_decay,
-            warmup_steps=params.warmup_ratio,  # a float < 1 is a ratio of the total steps
-            lr_scheduler_type="linear",
-            logging_strategy="steps",
-            logging_steps=logging_steps,
-            logging_first_step=True,
-            eval_strategy="no",
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            seed=params.seed,
-            data_seed=params.seed,
-            use_cpu=not on_gpu,
-            bf16=bf16,
-            dataloader_num_workers=0,
+            **trainer_arguments(params, scratch, logging_steps, on_gpu, bf16),
             remove_unused_columns=False,
             # no KV cache: with one, transformers skips the per-example mask it builds from
             # position_ids (sdpa, eager) and flattened examples would attend to each other
