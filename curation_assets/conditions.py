@@ -6,5 +6,20 @@ import dagster as dg
 #: hold back everything downstream forever, so the "no missing deps" clause is dropped.
 ON_NEW_DATA = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
 
-#: Train only when new data passed every blocking check of the assets it depends on.
-ON_NEW_PASSING_DATA = ON_NEW_DATA & dg.AutomationCondition.all_deps_blocking_checks_passed()
+#: Like ``ON_NEW_DATA``, but only when an input's *data version* (a hash of its content)
+#: changed, not merely when it was materialized again: a rebuild that produced the same
+#: data (one accept in the suspect queue, say, which never reaches ``verified``) starts
+#: nothing downstream.
+ON_CHANGED_DATA = (
+    dg.AutomationCondition.in_latest_time_window()
+    & (
+        dg.AutomationCondition.newly_missing()
+        | dg.AutomationCondition.any_deps_match(dg.AutomationCondition.data_version_changed())
+    ).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("on_changed_data")
+
+#: Train only when an input's content changed and passed every blocking check of the
+#: assets it depends on: never twice on the same data.
+ON_NEW_PASSING_DATA = ON_CHANGED_DATA & dg.AutomationCondition.all_deps_blocking_checks_passed()

@@ -79,7 +79,11 @@ class Settings:
     verified_takes_suspect_fixes: bool = False  # expert fixes from the suspect queue
     min_agreement: float = 0.4  # lowest acceptable Cohen's kappa between reviewers
     min_agreement_items: int = 20  # examples with 2+ reviews needed before kappa is checked
-    suspect_encoder: str = "auto"  # suspect scores: "auto" (packaged MiniLM), path, or "none"
+    # suspect scores: "auto" (static embeddings distilled from the packaged MiniLM), "minilm"
+    # (the transformer itself, ~90 texts per CPU-second), "static:PATH", a path, or "none"
+    suspect_encoder: str = "auto"
+    suspect_fit_rows: int = 20_000  # training sample of the suspect models (fit cost cap)
+    suspect_fit_rows_per_label: int = 400  # at most this many sample rows per label
     review_host: str = "127.0.0.1"  # the review web app
     review_port: int = 8765
 

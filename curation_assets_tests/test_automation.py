@@ -103,3 +103,41 @@ def test_automation_refilters_after_ingest_but_never_trains_unchecked_data(setup
     assert result.get_num_requested(dg.AssetKey("review_queue")) == 1
     # verified has never passed its checks, so the fine-tune must not be requested
     assert result.get_num_requested(dg.AssetKey("fine_tuned_model")) == 0
+
+
+def test_training_condition_fires_on_changed_content_only():
+    """Materializing ``verified`` again with the same data version starts no fine-tune."""
+    from curation_assets.conditions import ON_NEW_PASSING_DATA
+
+    @dg.asset
+    def upstream(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        version = context.run.tags["content"]
+        return dg.MaterializeResult(data_version=dg.DataVersion(version))
+
+    @dg.asset(deps=[upstream], automation_condition=ON_NEW_PASSING_DATA)
+    def trained() -> None:
+        return None
+
+    defs = dg.Definitions(assets=[upstream, trained])
+    key = dg.AssetKey("trained")
+    with dg.instance_for_test() as instance:
+
+        def materialize(content: str, *assets) -> None:
+            dg.materialize(list(assets), instance=instance, tags={"content": content})
+
+        cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+        materialize("a", upstream)
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        assert result.get_num_requested(key) == 1  # never trained: first data
+        materialize("a", upstream, trained)
+        cursor = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=result.cursor
+        ).cursor
+        materialize("a", upstream)  # rebuilt, same content
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        assert result.get_num_requested(key) == 0
+        materialize("b", upstream)  # new content
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=result.cursor
+        )
+        assert result.get_num_requested(key) == 1

@@ -77,7 +77,7 @@ def test_planted_label_swaps_rank_first():
     top = ranked.iloc[0]
     assert top["suggested"] == top["true"] != top["response"]
     assert "model prefers" in top["reason"] and f"'{top['response']}'" in top["reason"]
-    assert set(scores["method"]) == {"tfidf+logreg"}
+    assert set(scores["method"]) == {"tfidf+nb"}
     assert scores["score"].between(0, 1).all()
 
 
@@ -87,7 +87,7 @@ def test_embeddings_are_averaged_in():
     centers = {label: rng.normal(size=8) for label in _PHRASES}
     embeddings = np.stack([centers[t] + 0.3 * rng.normal(size=8) for t in frame["true"]])
     scores = suspects.score_examples(frame, labelled=True, embeddings=embeddings)
-    assert set(scores["method"]) == {"tfidf+logreg + embeddings+logreg"}
+    assert set(scores["method"]) == {"tfidf+nb + embeddings+logreg"}
     wrong = (frame["response"] != frame["true"]).to_numpy()
     assert scores["score"][wrong].min() > scores["score"][~wrong].median()
 

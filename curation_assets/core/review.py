@@ -22,13 +22,14 @@ Decisions come from the separate decision store (``core.decisions``) as a data f
 are joined here; the warehouse never holds a lock that a reviewer waits on.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from curation_assets.core import agreement, decontamination, suspects
+from curation_assets.core import agreement, decontamination, suspect_model, suspects
 from curation_assets.core.filtering import NORMALIZED_PROMPT_SQL
 
 _DECISION_COLUMNS = {
@@ -66,6 +67,24 @@ class QueueConfig:
     labelled: bool = True  # classification: the response is a label
     suspect_encoder: str = "none"  # see ``suspects.encoder_for``
     seed: int = 0
+    suspect_fit_rows: int = 20_000  # training sample of the suspect models (all labels)
+    suspect_fit_rows_per_label: int = 400
+    suspect_refit: bool = False  # refit the suspect models even if nothing calls for it
+    cache_dir: Path | None = None  # distilled static encoders (None: the user cache)
+
+    def refresh(self) -> suspects.RefreshConfig:
+        """The suspect-score settings of this queue configuration."""
+        return suspects.RefreshConfig(
+            labelled=self.labelled,
+            encoder=self.suspect_encoder,
+            cache_dir=self.cache_dir,
+            fit=suspect_model.FitConfig(
+                max_rows=self.suspect_fit_rows,
+                max_per_label=self.suspect_fit_rows_per_label,
+                seed=self.seed,
+            ),
+            refit=self.suspect_refit,
+        )
 
 
 def register_decisions(
@@ -170,30 +189,17 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     }
 
 
-def score_suspects(con: duckdb.DuckDBPyConnection, config: QueueConfig) -> dict:
-    """Rebuild ``suspect_scores`` (one row per filtered example; ``score`` 1 = surely wrong).
+def score_suspects(
+    con: duckdb.DuckDBPyConnection,
+    config: QueueConfig,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Bring ``suspect_scores`` up to date (one row per filtered example; 1 = surely wrong).
 
-    Needs ``_annotated``. Returns what was done: method, examples, newly embedded.
+    Needs ``_annotated``. Only examples without a score from the current model are scored
+    (``suspects.refresh_scores``). Returns what was done.
     """
-    frame = con.sql(
-        "SELECT f.example_id, f.prompt, f.response, a.flags FROM filtered f "
-        "JOIN _annotated a USING (example_id) ORDER BY f.example_id"
-    ).df()
-    embeddings, embedded = None, 0
-    chosen = suspects.encoder_for(config.suspect_encoder) if config.labelled else None
-    if chosen is not None and len(frame):
-        key, encoder = chosen
-        embeddings, embedded = suspects.cached_embeddings(
-            con, frame["example_id"].tolist(), frame["prompt"].fillna("").tolist(), key, encoder
-        )
-    scores = suspects.score_examples(
-        frame, labelled=config.labelled, embeddings=embeddings, seed=config.seed
-    )
-    con.register("_scores", scores)
-    con.execute(f"CREATE OR REPLACE TABLE {SUSPECT_TABLE} AS SELECT * FROM _scores")
-    con.unregister("_scores")
-    methods = {str(k): int(v) for k, v in scores["method"].value_counts().items()}
-    return {"examples": len(scores), "methods": methods, "newly_embedded": int(embedded)}
+    return suspects.refresh_scores(con, config.refresh(), log)
 
 
 def _previous_assignments(con: duckdb.DuckDBPyConnection) -> None:
@@ -213,15 +219,21 @@ def build_review_queue(
     decisions: pd.DataFrame,
     config: QueueConfig | None = None,
     labels: Sequence[str] = (),
+    log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Rebuild ``review_queue`` (both queues) and ``suspect_scores`` from ``filtered``.
+    """Rebuild ``review_queue`` (both queues) from ``filtered``; refresh ``suspect_scores``.
 
-    Returns what ``score_suspects`` did.
+    Returns what ``score_suspects`` did, with the seconds of each sub-step.
     """
+    import time
+
     config = config or QueueConfig()
+    started = time.perf_counter()
     register_decisions(con, decisions, labels)
     annotate_filtered(con)
-    info = score_suspects(con, config)
+    annotated = time.perf_counter()
+    info = score_suspects(con, config, log)
+    scored = time.perf_counter()
     _previous_assignments(con)
     agreement.register_votes(con)
     agreement.register_resolution(con, config.reviews_required)
@@ -350,6 +362,11 @@ def build_review_queue(
         ORDER BY queue, priority
         """
     )
+    info["step_seconds"] = {
+        "annotate": round(annotated - started, 2),
+        "suspect_scores": round(scored - annotated, 2),
+        "queues": round(time.perf_counter() - scored, 2),
+    }
     return info
 
 

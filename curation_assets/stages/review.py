@@ -31,9 +31,18 @@ review_decisions = dg.AssetSpec(
 )
 
 
-def queue_config(settings: Settings) -> review.QueueConfig:
+class ReviewQueueConfig(dg.Config):
+    """Launchpad options of ``review_queue``."""
+
+    refit_suspect_models: bool = False  # refit the suspect models even if nothing calls for it
+
+
+def queue_config(settings: Settings, refit: bool = False) -> review.QueueConfig:
     """The queue settings of ``Settings``."""
     return review.QueueConfig(
+        suspect_fit_rows=settings.suspect_fit_rows,
+        suspect_fit_rows_per_label=settings.suspect_fit_rows_per_label,
+        suspect_refit=refit,
         coverage_sample_size=settings.coverage_sample_size,
         suspect_queue_size=settings.suspect_queue_size,
         reviews_required=settings.reviews_required,
@@ -66,11 +75,20 @@ def _labels(settings: Settings) -> tuple[str, ...]:
     automation_condition=ON_NEW_DATA,
 )
 def review_queue(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, settings: SettingsParam
+    context: dg.AssetExecutionContext,
+    config: ReviewQueueConfig,
+    duckdb: DuckDBResource,
+    settings: SettingsParam,
 ) -> dg.MaterializeResult:
     store = decisions.load_all(settings.decision_store)
     with duckdb.get_connection() as con:
-        scoring = review.build_review_queue(con, store, queue_config(settings), _labels(settings))
+        scoring = review.build_review_queue(
+            con,
+            store,
+            queue_config(settings, config.refit_suspect_models),
+            _labels(settings),
+            log=context.log.info,
+        )
         status = (
             con.sql(
                 "SELECT queue, review_status, count(*) AS examples FROM review_queue "
@@ -92,6 +110,10 @@ def review_queue(
         total = warehouse.count(con, "review_queue")
         needs_expert = warehouse.count(con, "review_queue", "review_status = 'needs_expert'")
         items = review.queue_for_app(con)
+        version = con.execute(
+            "SELECT sha256(string_agg(concat_ws(':', example_id, queue, priority, score, "
+            "review_status, response), ',' ORDER BY queue, priority)) FROM review_queue"
+        ).fetchall()[0][0]
     published = decisions.publish_queue(settings.decision_store, items)
     sizes = items["queue"].value_counts().to_dict()
     context.log.info(
@@ -109,6 +131,11 @@ def review_queue(
             "next_up_coverage": md_table(heads["coverage"]),
             "next_up_suspect": md_table(heads["suspect"]),
             "suspect_scoring": dg.MetadataValue.json(scoring),
+            "suspect_refit": dg.MetadataValue.text(
+                f"refit: {scoring['refit_reason']}" if scoring["refit"] else "no refit"
+            ),
+            "suspect_newly_scored": int(scoring["newly_scored"]),
+            "step_seconds": dg.MetadataValue.json(scoring["step_seconds"]),
             "suspect_confusions": md_table(
                 patterns["confusions"], "(no label suspected of a confusion)"
             ),
@@ -116,7 +143,9 @@ def review_queue(
             "suspect_rate_per_label": md_table(patterns["per_label"]),
             "decisions_in_store": len(store),
             "published_to_review_app": published,
-        }
+            "data_version": version or "empty",
+        },
+        data_version=dg.DataVersion(version or "empty"),
     )
 
 
