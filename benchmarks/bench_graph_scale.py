@@ -221,9 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t0
         steps = step_table(instance, results, sampler)
         report[phase] = {"wall_s": round(wall, 1), "steps": steps}
-        print(
-            f"\n{phase}: {wall:.0f} s wall, peak RSS {max(s[2] for s in sampler.samples) / 2**30:.2f} GB"
-        )
+        peak = max(s[2] for s in sampler.samples) / 2**30
+        print(f"\n{phase}: {wall:.0f} s wall, peak RSS {peak:.2f} GB")
         for name, row in steps.items():
             print(
                 f"  {name:40s} {row['wall_s']:8.1f} s wall {row['cpu_s']:8.1f} CPU-s "
@@ -241,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
             meta = (
                 con.execute(
-                    "SELECT refit_reason, sample_rows, rows_at_fit FROM suspect_models "
-                    "WHERE active"
+                    "SELECT refit_reason, sample_rows, rows_at_fit FROM suspect_models WHERE active"
                 ).fetchall()
                 if "suspect_models" in tables
                 else []
@@ -256,9 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                     report[phase][f"review_queue_{key}"] = meta[key].value
             print(f"  review_queue sub-steps: {report[phase].get('review_queue_step_seconds')}")
             scoring = report[phase].get("review_queue_suspect_scoring") or {}
-            print(
-                f"  suspect scoring: {json.dumps({k: scoring.get(k) for k in ('refit', 'refit_reason', 'newly_scored', 'seconds', 'fit_seconds')})}"
-            )
+            shown = ("refit", "refit_reason", "newly_scored", "seconds", "fit_seconds")
+            print(f"  suspect scoring: {json.dumps({k: scoring.get(k) for k in shown})}")
         print(f"  rows: {counts}; precision: {report[phase]['precision']}")
     if "increment" in report:
         ratios = {}

@@ -69,7 +69,9 @@ def test_a_new_label_or_a_request_refits(con):
     first = suspects.refresh_scores(con, CONFIG)["model_id"]
     extra = pd.DataFrame({"prompt": [f"please close my account number {i}" for i in range(6)]})
     extra["response"] = "close_account"
-    extra["example_id"] = [example_id(p, r) for p, r in zip(extra.prompt, extra.response)]
+    extra["example_id"] = [
+        example_id(p, r) for p, r in zip(extra.prompt, extra.response, strict=True)
+    ]
     _load(con, pd.concat([frame, extra]))
     info = suspects.refresh_scores(con, CONFIG)
     assert info["refit"] and info["refit_reason"].startswith("new labels: close_account")

@@ -909,7 +909,11 @@ def manifest(
                 "reviews_required": settings.reviews_required,
                 "suspect_encoder": settings.suspect_encoder,
             },
-            "suspect_scoring": queues.scoring,
+            "suspect_scoring": {
+                k: v
+                for k, v in queues.scoring.items()
+                if k in ("examples", "methods", "encoder", "sample_rows", "refit_reason")
+            },
             "coverage": {
                 "examples": len(queues.coverage),
                 "by_noise": by_noise(queues.coverage),

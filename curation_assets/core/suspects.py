@@ -142,9 +142,7 @@ def score_frame(
     if not labelled or models is None or n == 0:
         return out
     texts = prompts
-    scores = suspect_model.score(
-        models, out["example_id"].tolist(), texts, responses, embeddings
-    )
+    scores = suspect_model.score(models, out["example_id"].tolist(), texts, responses, embeddings)
     modelled = ~np.isnan(scores.quality)
     keep = np.nan_to_num(scores.quality, nan=1.0) * (1 - FLAG_WEIGHT) ** n_flags
     out["score"] = np.where(modelled, 1.0 - keep, heuristic)
