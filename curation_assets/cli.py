@@ -53,6 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.add_argument("--replace", action="store_true", help="reset an existing user")
     users_sub.add_parser("list", help="list users and roles")
+    batches = sub.add_parser("batches", help="batches held back by a failed audit")
+    batches_sub = batches.add_subparsers(dest="action", required=True)
+    batches_sub.add_parser("list", help="held batches, the stage that holds them and why")
+    accept = batches_sub.add_parser(
+        "accept", help="publish a held batch on purpose (recorded in the audit trail)"
+    )
+    accept.add_argument("batch", help="the batch (inbox file name) to accept")
+    accept.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    accept.add_argument("--by", help="who accepts it (default: your login; an admin user)")
     sub.add_parser("settings", help="print the effective settings")
     args = parser.parse_args(argv)
 
@@ -70,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         return _review(settings, args)
     if args.command == "users":
         return _users(settings, args)
+    if args.command == "batches":
+        return _batches(settings, args)
     if args.command == "demo":
         return _demo(settings, fresh=args.fresh)
     return _run(settings, skip_training=args.skip_training)
@@ -179,23 +190,83 @@ def _run(settings: Settings, skip_training: bool) -> int:
     return 0 if summary["success"] else 1
 
 
-def _trace(settings: Settings, key: str, as_json: bool) -> int:
-    import duckdb
+def _published(settings: Settings):
+    """A read-only view of the published tables (the Parquet snapshot: never locked)."""
+    from curation_assets.checks import snapshot_dir
+    from curation_assets.core import publish
 
-    from curation_assets.core import decisions, lineage
+    return publish.open_snapshot(snapshot_dir(settings))
 
-    if not settings.warehouse.exists():
-        print(f"no warehouse at {settings.warehouse}: run the pipeline first", file=sys.stderr)
+
+def _held(settings: Settings) -> list[dict]:
+    from curation_assets.core import publish, warehouse
+
+    con = _published(settings)
+    try:
+        if not warehouse.table_exists(con, publish.HELD_TABLE):
+            return []
+        return publish.held(con)
+    finally:
+        con.close()
+
+
+def _batches(settings: Settings, args: argparse.Namespace) -> int:
+    from curation_assets.core import decisions, overrides
+
+    held = _held(settings)
+    if args.action == "list":
+        if not held:
+            print("no batch is held back")
+        for row in held:
+            print(f"{row['batch']}  held at {row['stage']}  ({row['records']} records): ")
+            print(f"    {row['reason']}")
+            print(f"    staged rows: {row['staged_table']} (in the warehouse)")
+        return 0
+    matches = [row for row in held if row["batch"] == args.batch]
+    if not matches:
+        names = ", ".join(sorted({r["batch"] for r in held})) or "none"
+        print(f"{args.batch} is not held back (held: {names})", file=sys.stderr)
         return 2
-    try:
-        con = duckdb.connect(str(settings.warehouse), read_only=True)
-    except duckdb.IOException as exc:
+    users = (
+        decisions.list_users(settings.decision_store) if settings.decision_store.exists() else []
+    )
+    by = args.by
+    if users:
+        admins = {u["username"] for u in users if u["role"] == "admin"}
+        if by not in admins:
+            print(
+                "accepting a held batch needs an admin of the review app: pass --by NAME "
+                f"(admins: {', '.join(sorted(admins)) or 'none; add one with curation users add'})",
+                file=sys.stderr,
+            )
+            return 2
+    for row in matches:
+        try:
+            done = overrides.accept(
+                settings.decision_store, row["stage"], row["batch"], row["sha256"], args.reason, by
+            )
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
         print(
-            f"the warehouse is busy (a run is writing to it); try again shortly: {exc}",
-            file=sys.stderr,
+            f"accepted {row['batch']} at {row['stage']} by {done['accepted_by']} "
+            f"({done['recorded_at']}): {done['reason']}"
         )
-        return 3
+    print("it is published by the next run: `curation run`, or materialize it in the UI")
+    return 0
+
+
+def _trace(settings: Settings, key: str, as_json: bool) -> int:
+    from curation_assets.core import decisions, lineage, warehouse
+
+    con = _published(settings)
     try:
+        if not warehouse.table_exists(con, "raw_scrapes"):
+            print(
+                f"nothing published under {settings.data_dir} yet: run the pipeline first",
+                file=sys.stderr,
+            )
+            return 2
         result = lineage.trace(con, decisions.load_all(settings.decision_store), key)
     finally:
         con.close()
@@ -209,7 +280,7 @@ def _trace(settings: Settings, key: str, as_json: bool) -> int:
         print(f"\n[{stage}]")
         for row in rows:
             print("  " + ", ".join(f"{k}={v}" for k, v in row.items() if v is not None))
-    return 0 if result["raw_scrapes"] or result["quarantine"] else 1
+    return 0 if result["raw_scrapes"] or result["quarantine"] or result["held"] else 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,12 @@ ON_CHANGED_DATA = (
     & ~dg.AutomationCondition.in_progress()
 ).with_label("on_changed_data")
 
+#: ``ON_NEW_DATA``, and only while every input passed its blocking checks: a failed audit
+#: upstream (whose version was not published) starts nothing downstream.
+ON_NEW_PASSING_INPUTS = (
+    ON_NEW_DATA & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("on_new_passing_inputs")
+
 #: Train only when an input's content changed and passed every blocking check of the
 #: assets it depends on: never twice on the same data.
 ON_NEW_PASSING_DATA = ON_CHANGED_DATA & dg.AutomationCondition.all_deps_blocking_checks_passed()

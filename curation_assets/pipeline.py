@@ -10,9 +10,10 @@ from typing import Any
 import dagster as dg
 
 from curation_assets.config import Settings
-from curation_assets.core import decisions, ingest
+from curation_assets.core import ingest
 from curation_assets.definitions import build_definitions
 from curation_assets.stages.ingest import inbox_files
+from curation_assets.stages.review import recorded_decisions_marker, review_decisions_event
 
 
 def run_everything(
@@ -36,12 +37,9 @@ def run_everything(
         )
         success &= result.success
         lines.append(f"ingest {key}: {'ok' if result.success else 'FAILED'}")
-    count, newest = decisions.high_water_mark(settings.decision_store)
-    instance.report_runless_asset_event(
-        dg.AssetMaterialization(
-            "review_decisions", metadata={"decisions": count, "newest_recorded_at": str(newest)}
-        )
-    )
+    event = review_decisions_event(settings)
+    if event.metadata["marker"].value != recorded_decisions_marker(instance):
+        instance.report_runless_asset_event(event)
     job = defs.resolve_job_def("curate_job")
     if skip_training:
         curate = job.execute_in_process(

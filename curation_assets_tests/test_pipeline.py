@@ -1,7 +1,7 @@
 """End to end on real DuckDB files and a real Dagster instance, with a tiny model.
 
-The whole graph materializes and counts add up; a bad batch fails a blocking check so the
-fine-tune does not run in the same run, and a later run of the fine-tune alone refuses.
+The whole graph materializes and counts add up; a bad batch is held back while the clean
+ones train; a run of the fine-tune alone refuses when its inputs' checks never ran.
 """
 
 import json
@@ -92,27 +92,28 @@ def test_whole_graph_materializes_and_counts_add_up(world, monkeypatch, capsys):
     assert "quarantined at ingest: malformed JSON" in capsys.readouterr().out
 
 
-def test_bad_batch_blocks_the_fine_tune_in_the_same_run_and_later(world):
+def test_bad_batch_is_held_back_and_the_fine_tune_trains_on_the_clean_ones(world):
     settings, instance, _ = world
     assert run_everything(settings, instance, skip_training=True)["success"]
+    clean = _scalar(settings, "SELECT count(*) FROM filtered")
     # a new batch whose labels are mostly outside the allowed set
     bad = [{"text": f"totally unrelated message {i}", "label": "weather"} for i in range(40)]
     write_inbox(settings.inbox, bad, name="z_bad.jsonl", bad_lines=0)
     out = run_everything(settings, instance)
-    assert not out["success"]
-    assert "filtered:expectations" in out["failed_checks"]
-    assert "fine_tuned_model" not in out["materialized"]
-    assert "verified" not in out["materialized"]
-
-    # launching the fine-tune alone (as from the UI) must refuse, with a clear message
-    job = build_definitions(settings).resolve_job_def("curate_job")
-    alone = job.execute_in_process(
-        instance=instance, raise_on_error=False, asset_selection=[dg.AssetKey("fine_tuned_model")]
+    assert out["success"], "\n".join(out["lines"])
+    assert out["failed_checks"] == []
+    assert "fine_tuned_model" in out["materialized"]
+    assert _scalar(settings, "SELECT count(*) FROM filtered") == clean
+    assert _scalar(settings, "SELECT batch FROM held_batches") == "z_bad.jsonl"
+    # the model saw no row of the held batch
+    assert (
+        _scalar(
+            settings,
+            "SELECT count(*) FROM model_examples me JOIN raw_scrapes r USING (example_id) "
+            "WHERE r.batch = 'z_bad.jsonl'",
+        )
+        == 0
     )
-    assert not alone.success
-    failure = alone.get_step_failure_events()[0].step_failure_data.error
-    assert "Refusing to materialize fine_tuned_model" in str(failure.message)
-    assert "filtered:expectations FAILED" in str(failure.message)
 
 
 def test_fine_tune_refuses_when_checks_never_ran(world):
@@ -123,7 +124,7 @@ def test_fine_tune_refuses_when_checks_never_ran(world):
     )
     assert not alone.success
     message = str(alone.get_step_failure_events()[0].step_failure_data.error.message)
-    assert "has no completed evaluation" in message
+    assert "has never been evaluated" in message
 
 
 def test_reingesting_the_same_file_adds_nothing(world):

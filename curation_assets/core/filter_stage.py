@@ -50,6 +50,7 @@ from curation_assets.core import (
 PII_TABLE = "pii_redactions"
 PII_SCANNED = "pii_scanned"  # record ids already scanned for PII (found or not)
 CONTAMINATION_TABLE = "contamination"
+W = filtering.WORKING_TABLE  # the stage writes here; ``filtered`` is published from it
 _CONTAMINATION_META = "contamination_meta"
 DOCUMENT_SQL = rules_documents.DOCUMENT_BATCH_SQL
 NON_DOCUMENT_SQL = f"NOT ({DOCUMENT_SQL})"
@@ -138,6 +139,7 @@ def run_stage(
     con: duckdb.DuckDBPyConnection,
     cfg: FilterConfig,
     evaluation: pd.DataFrame | None = None,
+    publish: bool = True,
 ) -> StageReport:
     """Run the stage on ``con``; ``evaluation`` (eval_id, text) adds evaluation texts to
     those read from ``cfg.eval_files`` and the validation split of ``verified``."""
@@ -157,14 +159,18 @@ def run_stage(
             con,
             _dedup_source(record_rules),
             config=dedup.MinHashConfig(threshold=cfg.dedup_threshold),
+            atomic=False,  # the caller's transaction (write, audit, publish) covers it
         )
         t = report.lap("near_dedup", t, result.new_records)
     n = _decontaminate(con, cfg, evaluation)
     t = report.lap("decontamination", t, n)
-    filtering.run_filters(con, rule_set, update_flags=False)  # flags are fresh
+    filtering.run_filters(con, rule_set, update_flags=False, publish=False)  # flags are fresh
     t = report.lap("corpus_rules_and_tables", t)
     n = _redact(con, cfg)
-    report.lap("pii", t, n)
+    t = report.lap("pii", t, n)
+    if publish:  # the filter stage's asset publishes after its audit instead
+        filtering.publish_filtered(con)
+        report.lap("publish", t)
     return report
 
 
@@ -329,8 +335,8 @@ def _redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
     # settings get their original text back before they are scanned again
     for column in ("prompt", "response"):
         con.execute(
-            f"""UPDATE filtered SET {column} = r.{column} FROM raw_scrapes r
-                WHERE filtered.record_id = r.record_id AND filtered.record_id IN (
+            f"""UPDATE {W} SET {column} = r.{column} FROM raw_scrapes r
+                WHERE {W}.record_id = r.record_id AND {W}.record_id IN (
                     SELECT record_id FROM {PII_SCANNED} WHERE digest <> ?)""",
             [setting],
         )
@@ -342,9 +348,9 @@ def _redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
     n = 0
     if cfg.pii_kinds:
         unscanned = f"record_id NOT IN (SELECT record_id FROM {PII_SCANNED})"
-        in_range = filtering.batch_range(con, unscanned, "filtered")
+        in_range = filtering.batch_range(con, unscanned, W)
         new = con.sql(
-            f"SELECT record_id, prompt, response FROM filtered WHERE {in_range} AND {unscanned}"
+            f"SELECT record_id, prompt, response FROM {W} WHERE {in_range} AND {unscanned}"
         ).df()
         n = len(new)
         candidates = new[
@@ -374,11 +380,11 @@ def _redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
     # apply the stored redactions to the rows of ``filtered`` not masked yet (new ones)
     for column in ("prompt", "response"):
         con.execute(
-            f"""UPDATE filtered SET {column} = p.redacted
+            f"""UPDATE {W} SET {column} = p.redacted
                 FROM (SELECT DISTINCT record_id, redacted FROM {PII_TABLE}
                       WHERE "column" = '{column}') p
-                WHERE filtered.record_id = p.record_id
-                  AND filtered.{column} IS DISTINCT FROM p.redacted"""
+                WHERE {W}.record_id = p.record_id
+                  AND {W}.{column} IS DISTINCT FROM p.redacted"""
         )
     return n
 
@@ -392,7 +398,7 @@ def pii_summary(con: duckdb.DuckDBPyConnection) -> list[dict]:
     return (
         con.sql(
             f"""SELECT kind, count(*) AS masked, count(DISTINCT record_id) AS records
-                FROM {PII_TABLE} WHERE record_id IN (SELECT record_id FROM filtered)
+                FROM {PII_TABLE} WHERE record_id IN (SELECT record_id FROM {W})
                 GROUP BY kind ORDER BY masked DESC"""
         )
         .df()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from curation_assets.core.publish import HELD_TABLE
 from curation_assets.core.records import NORMALIZE_SQL
 
 
@@ -125,8 +126,13 @@ def run_filters(
     *,
     incremental: bool = True,
     update_flags: bool = True,
+    publish: bool = True,
 ) -> int:
     """Bring ``filtered``, ``rejections`` and ``filter_flags`` up to date with ``raw_scrapes``.
+
+    The kept records are written to the working table (``filtered__working``);
+    ``publish`` then makes ``filtered`` from it (:func:`publish_filtered`). The filter
+    stage passes ``publish=False`` and publishes after its audit.
 
     ``filter_flags`` holds one boolean column per rule for every raw record (the
     annotations; the texts stay in ``raw_scrapes``); ``filtered`` the records no rule fired
@@ -208,6 +214,8 @@ def run_filters(
         keys=("record_id", "rule"),
         incremental=incremental,
     )
+    if publish:
+        publish_filtered(con)
     return computed
 
 
@@ -281,12 +289,28 @@ def _sync_table(
         con.execute("DROP TABLE IF EXISTS temp._sync_gone")
 
 
+#: The stage's working table: every kept record of every batch, held batches included.
+#: ``filtered`` (what readers see) is published from it, without the held batches.
+WORKING_TABLE = "filtered__working"
+
 #: The version (sha256 and time of ingest) of each batch that ``filtered`` was built from.
 FILTERED_BATCHES = "filtered_batches"
 _BATCH_VERSIONS = (
     "SELECT batch, coalesce(sha256, '') || '|' || coalesce(CAST(ingested_at AS VARCHAR), '') "
     "AS version FROM ingest_batches"
 )
+
+
+def publish_filtered(con: duckdb.DuckDBPyConnection) -> int:
+    """Make ``filtered`` (what readers see) the working table minus the batches held at
+    the filter stage (``held_batches``); returns its row count."""
+    held = (
+        f"batch NOT IN (SELECT batch FROM {HELD_TABLE} WHERE stage = 'filtered')"
+        if _exists(con, HELD_TABLE)
+        else "TRUE"
+    )
+    con.execute(f"CREATE OR REPLACE TABLE filtered AS SELECT * FROM {WORKING_TABLE} WHERE {held}")
+    return con.execute("SELECT count(*) FROM filtered").fetchall()[0][0]
 
 
 def _refresh_filtered(con: duckdb.DuckDBPyConnection, any_fired: str, incremental: bool) -> None:
@@ -299,25 +323,26 @@ def _refresh_filtered(con: duckdb.DuckDBPyConnection, any_fired: str, incrementa
         "SELECT record_id, example_id, batch, line_no, source FROM filter_flags "
         f"WHERE NOT ({any_fired})"
     )
-    insert = """INSERT INTO filtered
+    insert = f"""INSERT INTO {WORKING_TABLE}
         SELECT k.example_id, k.record_id, k.batch, k.line_no, k.source, r.prompt, r.response,
                length(r.prompt), length(r.response)
-        FROM {kept} k JOIN raw_scrapes r ON r.record_id = k.record_id {where}
+        FROM {{kept}} k JOIN raw_scrapes r ON r.record_id = k.record_id {{where}}
         ORDER BY k.batch, k.line_no"""
-    if not (incremental and _exists(con, "filtered") and _exists(con, FILTERED_BATCHES)):
-        con.execute(f"CREATE OR REPLACE TABLE filtered ({FILTERED_SCHEMA})")
+    if not (incremental and _exists(con, WORKING_TABLE) and _exists(con, FILTERED_BATCHES)):
+        con.execute(f"CREATE OR REPLACE TABLE {WORKING_TABLE} ({FILTERED_SCHEMA})")
         con.execute(insert.format(kept=f"({kept})", where=""))
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _kept AS {kept}")
         try:
             con.execute(
-                f"""DELETE FROM filtered WHERE batch IN (
+                f"""DELETE FROM {WORKING_TABLE} WHERE batch IN (
                         SELECT batch FROM (SELECT batch, version FROM {FILTERED_BATCHES}
                                            EXCEPT SELECT batch, version FROM ({_BATCH_VERSIONS})))
-                    OR NOT EXISTS (SELECT 1 FROM _kept k WHERE k.record_id = filtered.record_id
-                                   AND k.example_id = filtered.example_id)"""
+                    OR NOT EXISTS (SELECT 1 FROM _kept k
+                                   WHERE k.record_id = {WORKING_TABLE}.record_id
+                                     AND k.example_id = {WORKING_TABLE}.example_id)"""
             )
-            entering = "record_id NOT IN (SELECT record_id FROM filtered)"
+            entering = f"record_id NOT IN (SELECT record_id FROM {WORKING_TABLE})"
             in_range = batch_range(con, entering, "_kept", column="r.batch")
             con.execute(insert.format(kept="_kept", where=f"WHERE {in_range} AND k.{entering}"))
         finally:
@@ -502,7 +527,7 @@ def batch_accounting(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
 
 def batch_accounting_sql() -> str:
     """The per-batch accounting query (also validated by the stage's expectations)."""
-    return """
+    return f"""
         SELECT b.batch, b.units_read,
                coalesce(k.kept, 0) AS kept,
                coalesce(j.rejected, 0) AS rejected,
@@ -512,7 +537,8 @@ def batch_accounting_sql() -> str:
                coalesce(j.rejected, 0) / nullif(b.records_loaded, 0) AS rejection_rate,
                b.records_quarantined / nullif(b.units_read, 0) AS quarantine_rate
         FROM ingest_batches b
-        LEFT JOIN (SELECT batch, count(*) AS kept FROM filtered GROUP BY batch) k USING (batch)
+        LEFT JOIN (SELECT batch, count(*) AS kept FROM {WORKING_TABLE} GROUP BY batch) k
+            USING (batch)
         LEFT JOIN (SELECT batch, count(DISTINCT record_id) AS rejected
                    FROM rejections GROUP BY batch) j USING (batch)
         ORDER BY b.batch

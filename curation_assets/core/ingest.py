@@ -324,12 +324,16 @@ def _printable(value: str) -> str:
 
 
 def store_batch(
-    con: duckdb.DuckDBPyConnection, result: IngestResult, ingested_at: datetime
+    con: duckdb.DuckDBPyConnection,
+    result: IngestResult,
+    ingested_at: datetime,
+    atomic: bool = True,
 ) -> None:
     """Replace one batch's rows in ``raw_scrapes``, ``quarantine`` and ``ingest_batches``.
 
     Idempotent: re-ingesting the same file replaces its rows, so it adds nothing. The
-    example id is computed in DuckDB from the normalized content.
+    example id is computed in DuckDB from the normalized content. The writes go in one
+    transaction (``atomic``); pass ``atomic=False`` inside the caller's own transaction.
     """
     ensure_tables(con)
     frames = [f for f in (result.records, result.quarantine) if len(f)]
@@ -339,7 +343,8 @@ def store_batch(
     source_file = str(frames[0]["source_file"].iloc[0])
     con.register("_records", result.records)
     con.register("_quarantine", result.quarantine)
-    con.execute("BEGIN TRANSACTION")
+    if atomic:
+        con.execute("BEGIN TRANSACTION")
     try:
         for table in ("raw_scrapes", "quarantine", "ingest_batches"):
             con.execute(f"DELETE FROM {table} WHERE batch = ?", [batch])
@@ -368,9 +373,11 @@ def store_batch(
                 ingested_at,
             ],
         )
-        con.execute("COMMIT")
+        if atomic:
+            con.execute("COMMIT")
     except Exception:
-        con.execute("ROLLBACK")
+        if atomic:
+            con.execute("ROLLBACK")
         raise
     finally:
         con.unregister("_records")

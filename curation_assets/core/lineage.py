@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from curation_assets.core.publish import HELD_TABLE, ensure_held_table
 from curation_assets.core.registry import ensure_registry
 from curation_assets.core.review import register_decisions
 from curation_assets.core.warehouse import ensure_tables, table_exists
@@ -32,32 +33,63 @@ dec AS (
     FROM _decisions GROUP BY example_id
 )
 SELECT r.record_id, r.example_id, r.batch, r.source_file, r.line_no,
-       CASE WHEN rej.record_id IS NULL THEN 'kept' ELSE 'rejected' END AS filter_status,
+       CASE WHEN rej.record_id IS NOT NULL THEN 'rejected'
+            WHEN hf.batch IS NOT NULL THEN 'held'
+            ELSE 'kept' END AS filter_status,
        rej.rules AS rejected_by, rej.reasons AS rejection_reasons,
        q.priority AS queue_priority, q.review_status,
        coalesce(dec.decisions, 0) AS decisions, dec.last_decision,
        v.example_id IS NOT NULL AS verified, v.split,
-       trained.models AS trained_in
+       trained.models AS trained_in,
+       CASE WHEN rej.record_id IS NULL THEN hf.reason END AS held_reason
 FROM raw_scrapes r
 LEFT JOIN rej USING (record_id)
+LEFT JOIN held_batches hf ON hf.stage = 'filtered' AND hf.batch = r.batch
 LEFT JOIN review_queue q ON q.record_id = r.record_id
 LEFT JOIN dec ON dec.example_id = r.example_id AND rej.record_id IS NULL
 LEFT JOIN verified v ON v.example_id = r.example_id AND rej.record_id IS NULL
 LEFT JOIN trained ON trained.example_id = r.example_id AND rej.record_id IS NULL
 UNION ALL
 SELECT batch || ':' || coalesce(line_no::VARCHAR, 'file'), NULL, batch, source_file, line_no,
-       'quarantined', NULL, reason, NULL, NULL, 0, NULL, FALSE, NULL, NULL
+       'quarantined', NULL, reason, NULL, NULL, 0, NULL, FALSE, NULL, NULL, NULL
 FROM quarantine
+UNION ALL  -- batches held back at ingest: their staged version, not published
+SELECT s.record_id, s.example_id, s.batch, s.source_file, s.line_no, 'held', NULL, NULL,
+       NULL, NULL, 0, NULL, FALSE, NULL, NULL, h.reason
+FROM raw_scrapes__staged s JOIN held_batches h ON h.stage = 'raw_scrapes' AND h.batch = s.batch
+UNION ALL
+SELECT q.batch || ':' || coalesce(q.line_no::VARCHAR, 'file'), NULL, q.batch, q.source_file,
+       q.line_no, 'quarantined', NULL, q.reason, NULL, NULL, 0, NULL, FALSE, NULL, NULL, h.reason
+FROM quarantine__staged q JOIN held_batches h ON h.stage = 'raw_scrapes' AND h.batch = q.batch
 """
+
+#: Units of the batches held back at ingest (their staged rows), for the accounting check.
+HELD_UNITS_SQL = """
+    (SELECT count(*) FROM raw_scrapes__staged
+     WHERE batch IN (SELECT batch FROM held_batches WHERE stage = 'raw_scrapes'))
+  + (SELECT count(*) FROM quarantine__staged
+     WHERE batch IN (SELECT batch FROM held_batches WHERE stage = 'raw_scrapes'))"""
+
+#: Stand-ins (temporary, empty) for tables a fresh warehouse may not have published yet.
+_STAND_INS = {
+    "raw_scrapes__staged": "SELECT * FROM raw_scrapes LIMIT 0",
+    "quarantine__staged": "SELECT * FROM quarantine LIMIT 0",
+    "review_queue": "SELECT NULL::VARCHAR AS record_id, NULL::BIGINT AS priority, "
+    "NULL::VARCHAR AS review_status LIMIT 0",
+    "verified": "SELECT NULL::VARCHAR AS example_id, NULL::VARCHAR AS split LIMIT 0",
+}
 
 
 def build_example_lineage(con: duckdb.DuckDBPyConnection, decisions: pd.DataFrame) -> None:
     """Rebuild ``example_lineage``: one row per raw record or quarantined line."""
     ensure_tables(con)
     ensure_registry(con)
-    for name in ("rejections", "review_queue", "verified"):
-        if not table_exists(con, name):
-            raise RuntimeError(f"table {name} is missing: materialize the review stages first")
+    ensure_held_table(con)
+    if not table_exists(con, "rejections"):
+        raise RuntimeError("table rejections is missing: materialize filtered first")
+    for name, sql in _STAND_INS.items():
+        if not table_exists(con, name):  # e.g. verified before its first passing audit
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
     register_decisions(con, decisions)
     con.execute(_LINEAGE_SQL)
 
@@ -100,6 +132,16 @@ def trace(con: duckdb.DuckDBPyConnection, decisions: pd.DataFrame, key: str) -> 
     }.items():
         table = "model_examples" if name == "models" else name
         sections[name] = rows(sql, ids) if table_exists(con, table) else []
+    batches = sorted({r["batch"] for r in raw} | {key.rsplit(":", 1)[0]})
+    sections["held"] = (
+        rows(
+            f"SELECT stage, batch, reason, staged_table, held_at FROM {HELD_TABLE} "
+            f"WHERE batch IN ({', '.join('?' for _ in batches)}) ORDER BY stage",
+            batches,
+        )
+        if table_exists(con, HELD_TABLE)
+        else []
+    )
     history = decisions[decisions["example_id"].isin(ids)] if len(decisions) else decisions
     sections["decisions"] = _records(history)
     sections["summary"] = _summary(sections)
@@ -107,6 +149,9 @@ def trace(con: duckdb.DuckDBPyConnection, decisions: pd.DataFrame, key: str) -> 
 
 
 def _summary(s: dict[str, Any]) -> str:
+    if s["held"] and not s["filtered"]:
+        hold = s["held"][0]
+        return f"held back at {hold['stage']} (not published): {hold['reason']}"
     if s["quarantine"] and not s["raw_scrapes"]:
         return f"quarantined at ingest: {s['quarantine'][0]['reason']}"
     if not s["raw_scrapes"]:

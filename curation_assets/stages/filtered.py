@@ -7,11 +7,11 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from curation_assets.checks import gx_suite_check
+from curation_assets.checks import audit_result, audit_spec, snapshot_dir
 from curation_assets.conditions import ON_NEW_DATA
 from curation_assets.config import Settings
-from curation_assets.core import filter_stage, filtering, warehouse
-from curation_assets.core.expectations import Validation, expect
+from curation_assets.core import filter_stage, filtering, overrides, publish, warehouse
+from curation_assets.core.expectations import Validation, expect, run_validations
 from curation_assets.metadata import md_table
 from curation_assets.resources import DUCKDB_POOL, SettingsParam
 
@@ -58,6 +58,18 @@ def _pii_key(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+HELD_CHECK = dg.AssetCheckSpec(
+    "held_batches",
+    asset="filtered",
+    blocking=False,
+    description=(
+        "Batches held back from `filtered` because they failed a per-batch bound (rule "
+        "drop rate, rejection or quarantine rate, accounting): WARN while any is held. "
+        "Clean batches before and after a held one publish normally."
+    ),
+)
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -68,12 +80,14 @@ def _pii_key(settings: Settings) -> bytes:
                 "PII masked (spans in `pii_redactions`). Rules: lengths, labels, exact and "
                 "near duplicates (MinHash LSH, incremental across batches), pair rules "
                 "(instruction data) or Gopher/C4/FineWeb rules (web documents), language, "
-                "decontamination against evaluation data."
+                "decontamination against evaluation data. Published only after its audit "
+                "passes; a batch that fails a per-batch bound is held back (`held_batches`)."
             ),
             group_name=GROUP,
             kinds={"duckdb", "table"},
             owners=["team:curation"],
             automation_condition=ON_NEW_DATA,
+            skippable=True,
         ),
         dg.AssetSpec(
             "rejections",
@@ -82,37 +96,96 @@ def _pii_key(settings: Settings) -> bytes:
             group_name=GROUP,
             kinds={"duckdb", "table"},
             owners=["team:curation"],
+            skippable=True,
         ),
+    ],
+    check_specs=[
+        audit_spec(
+            "filtered",
+            "Audit before publishing (Great Expectations): example ids present and unique, "
+            "no empty prompt or response, labels in the allowed set; per published batch: "
+            "read = kept + rejected + quarantined, rejection and quarantine rates within "
+            "their bounds, no single rule dropping more of a batch than its bound. A batch "
+            "over a bound is held back alone (see `held_batches`).",
+        ),
+        HELD_CHECK,
     ],
     pool=DUCKDB_POOL,
 )
 def filter_raw_scrapes(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, settings: SettingsParam
 ):
-    """Annotate new records, deduplicate them against everything kept, run every rule."""
+    """Annotate new records, deduplicate, run every rule; hold bad batches; publish."""
     cfg = filter_config(settings)
     rule_set = filter_stage.rules(cfg)
+    accepted_all = overrides.load(settings.decision_store)
     with duckdb.get_connection() as con:
         warehouse.ensure_tables(con)
-        report = filter_stage.run_stage(con, cfg)
-        per_rule = filtering.rule_counts(con)
-        accounting = filtering.batch_accounting(con).df().to_dict("records")
-        kept = warehouse.count(con, "filtered")
-        rejected_records = con.execute(
-            "SELECT count(DISTINCT record_id) FROM rejections"
-        ).fetchall()[0][0]
-        raw = warehouse.count(con, "raw_scrapes")
-        quarantined = warehouse.count(con, "quarantine")
-        sample = warehouse.preview(
-            con, "SELECT record_id, example_id, rule, reason FROM rejections ORDER BY record_id"
-        )
-        pii = filter_stage.pii_summary(con)
-        worst = warehouse.preview(
-            con,
-            "SELECT batch, rule, rejected, records, drop_rate, bound "
-            f"FROM ({_rates_sql(settings)}) ORDER BY drop_rate DESC",
-        )
-    context.log.info(f"filtered: {raw} raw records -> {kept} kept, {rejected_records} rejected")
+        publish.ensure_held_table(con)
+        with publish.transaction(con):
+            report = filter_stage.run_stage(con, cfg, publish=False)
+            holds, accepted = _batch_holds(con, settings, accepted_all)
+            publish.replace_holds(con, "filtered", holds)
+            filtering.publish_filtered(con)  # staged inside the transaction
+            skip = [h["batch"] for h in holds] + [a["batch"] for a in accepted]
+            audit = run_validations(con, filtered_expectations(settings, skip))
+            per_rule = filtering.rule_counts(con)
+            accounting = filtering.batch_accounting(con).df().to_dict("records")
+            kept = warehouse.count(con, "filtered")
+            working = warehouse.count(con, filtering.WORKING_TABLE)
+            rejected_records = con.execute(
+                "SELECT count(DISTINCT record_id) FROM rejections"
+            ).fetchall()[0][0]
+            raw = warehouse.count(con, "raw_scrapes")
+            quarantined = warehouse.count(con, "quarantine")
+            sample = warehouse.preview(
+                con,
+                "SELECT record_id, example_id, rule, reason FROM rejections ORDER BY record_id",
+            )
+            pii = filter_stage.pii_summary(con)
+            worst = warehouse.preview(
+                con,
+                "SELECT batch, rule, rejected, records, drop_rate, bound "
+                f"FROM ({_rates_sql(settings)}) ORDER BY drop_rate DESC",
+            )
+            outcome = publish.finish(con, audit.success, ["filtered"])
+        if outcome.published:
+            out = snapshot_dir(settings)
+            for table in ("filtered", "rejections", publish.HELD_TABLE):
+                publish.snapshot(con, out, table)
+    context.log.info(
+        f"filtered: {raw} raw records -> {kept} kept, {rejected_records} rejected"
+        + (f", {len(holds)} batch(es) held back" if holds else "")
+    )
+    check = audit_result(
+        "filtered",
+        audit,
+        outcome,
+        extra={
+            "held_batches": md_table(holds, "(none)"),
+            "accepted_by_override": md_table(accepted, "(none)"),
+        },
+    )
+    held_check = dg.AssetCheckResult(
+        asset_key="filtered",
+        check_name="held_batches",
+        passed=not holds,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "held": len(holds),
+            "batches": md_table(holds, "(none held)"),
+            "what_to_do": dg.MetadataValue.md(
+                "A held batch's rows stay in `filtered__working` (and out of `filtered` and "
+                "everything downstream). Replace its file in the inbox (it is ingested "
+                "again), change the bound, or accept it on purpose: `curation batches "
+                "accept BATCH --reason '...'`."
+            ),
+        },
+    )
+    if not outcome.published:
+        yield check
+        yield held_check
+        return
     counts = {c["rule"]: c["records"] for c in per_rule}
     rule_table = [
         {"rule": r.name, "scope": r.scope, "reason": r.reason, "records": counts.get(r.name, 0)}
@@ -128,11 +201,13 @@ def filter_raw_scrapes(
             "dagster/row_count": kept,
             "raw_records": raw,
             "kept": kept,
+            "kept_in_held_batches": working - kept,
             "rejected": int(rejected_records),
             "quarantined": quarantined,
-            "counts_add_up": raw == kept + rejected_records,
+            "counts_add_up": raw == working + rejected_records,
             "per_rule": md_table(rule_table),
             "per_batch": md_table(accounting),
+            "held_batches": md_table(holds, "(none)"),
             "highest_rule_drop_rates": md_table(worst),
             "pii_masked": md_table(pii) if pii else "no PII found",
             "steps": md_table(steps),
@@ -148,10 +223,56 @@ def filter_raw_scrapes(
             "per_rule_counts": dg.MetadataValue.json(counts),
         },
     )
+    yield check
+    yield held_check
 
 
-def filtered_expectations(settings: Settings) -> list[Validation]:
-    """What ``filtered`` must satisfy before anything reaches review."""
+def _batch_holds(con, settings: Settings, accepted_all: list[dict]) -> tuple[list[dict], list]:
+    """Batches over a per-batch bound: (held, accepted by an override) with reasons."""
+    problems = con.execute(
+        f"""WITH acct AS ({_ACCOUNTING_SQL}), rates AS ({_rates_sql(settings)})
+            SELECT p.batch, any_value(b.sha256) AS sha256, any_value(b.records_loaded) AS n,
+                   string_agg(p.reason, '; ' ORDER BY p.reason) AS reason
+            FROM (
+                SELECT batch, printf('%d units unaccounted', unaccounted) AS reason
+                FROM acct WHERE unaccounted <> 0
+                UNION ALL
+                SELECT batch, printf('rejected %.1f%% of its records (bound %.1f%%)',
+                                     100 * rejection_rate, {100 * settings.max_rejection_rate})
+                FROM acct WHERE rejection_rate > {float(settings.max_rejection_rate)}
+                UNION ALL
+                SELECT batch, printf('quarantined %.1f%% of its units (bound %.1f%%)',
+                                     100 * quarantine_rate, {100 * settings.max_quarantine_rate})
+                FROM acct WHERE quarantine_rate > {float(settings.max_quarantine_rate)}
+                UNION ALL
+                SELECT batch, printf('rule %s dropped %.1f%% (bound %.1f%%)',
+                                     rule, 100 * drop_rate, 100 * bound)
+                FROM rates WHERE over_bound
+            ) p JOIN ingest_batches b USING (batch)
+            GROUP BY p.batch ORDER BY p.batch"""
+    ).fetchall()
+    holds, accepted = [], []
+    for batch, sha256, records, reason in problems:
+        override = overrides.accepted(accepted_all, batch, sha256)
+        if override is not None:
+            accepted.append({**override, "audit": reason})
+            continue
+        holds.append(
+            {
+                "batch": batch,
+                "sha256": sha256,
+                "records": records,
+                "reason": reason,
+                "staged_table": filtering.WORKING_TABLE,
+            }
+        )
+    return holds, accepted
+
+
+def filtered_expectations(settings: Settings, skip: list[str] = ()) -> list[Validation]:
+    """What ``filtered`` must satisfy before anything reaches review (per-batch bounds
+    over every batch but ``skip``: held ones, and ones accepted by an override)."""
+    not_skipped = "WHERE batch NOT IN (" + ", ".join(_quote(b) for b in skip) + ")" if skip else ""
     row_rules = [
         expect("ExpectColumnValuesToNotBeNull", column="example_id"),
         expect("ExpectColumnValuesToBeUnique", column="example_id"),
@@ -178,12 +299,12 @@ def filtered_expectations(settings: Settings) -> list[Validation]:
         Validation("rows", "SELECT example_id, prompt, response FROM filtered", row_rules),
         Validation(
             "rule_drop_rates",
-            _rates_sql(settings),
+            f"SELECT * FROM ({_rates_sql(settings)}) {not_skipped}",
             [expect("ExpectColumnValuesToBeInSet", column="over_bound", value_set=[False])],
         ),
         Validation(
             "batch_accounting",
-            "SELECT * FROM (" + _ACCOUNTING_SQL + ")",
+            f"SELECT * FROM ({_ACCOUNTING_SQL}) {not_skipped}",
             [
                 expect(
                     "ExpectColumnValuesToBeBetween", column="unaccounted", min_value=0, max_value=0
@@ -232,13 +353,3 @@ def _rates_sql(settings: Settings) -> str:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-filtered_check = gx_suite_check(
-    "filtered",
-    filtered_expectations,
-    "Great Expectations suite: example ids present and unique, no empty prompt or response, "
-    "labels in the allowed set; per batch: read = kept + rejected + quarantined, rejection "
-    "and quarantine rates within their bounds, and no single rule dropping more of a batch "
-    "than its bound (a rule that suddenly drops 60% stops the graph).",
-)

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from curation_assets.checks import gx_suite_check
+from curation_assets.checks import audit_result, audit_spec, snapshot_dir
 from curation_assets.config import Settings
-from curation_assets.core import ingest, warehouse
-from curation_assets.core.expectations import Validation, expect
+from curation_assets.core import ingest, overrides, publish, warehouse
+from curation_assets.core.expectations import Validation, expect, run_validations
 from curation_assets.metadata import md_table
 from curation_assets.resources import DUCKDB_POOL, SettingsParam
 
@@ -30,6 +30,7 @@ inbox_files = dg.DynamicPartitionsDefinition(name="inbox_files")
             kinds={"duckdb", "table"},
             owners=["team:curation"],
             tags={"stage": "ingest"},
+            skippable=True,  # a batch that fails its audit is held back, not published
         ),
         dg.AssetSpec(
             "quarantine",
@@ -42,7 +43,16 @@ inbox_files = dg.DynamicPartitionsDefinition(name="inbox_files")
             kinds={"duckdb", "table"},
             owners=["team:curation"],
             tags={"stage": "ingest"},
+            skippable=True,
         ),
+    ],
+    check_specs=[
+        audit_spec(
+            "raw_scrapes",
+            "Audit of this batch before it is published (Great Expectations): ids present "
+            "and unique, prompt/response present, stored rows match the batch's accounting, "
+            "quarantine rate within the bound. A failing batch is held back alone.",
+        )
     ],
     partitions_def=inbox_files,
     pool=DUCKDB_POOL,
@@ -58,22 +68,55 @@ def ingest_inbox_file(
             "re-ingested; put the file back or delete the partition"
         )
     result = ingest.read_file(path, settings.column_mapping, settings.max_record_bytes)
+    batch = context.partition_key
+    in_batch = f"batch = '{_sql_str(batch)}'"
     with duckdb.get_connection() as con:
-        ingest.store_batch(con, result, datetime.now(UTC).replace(tzinfo=None))
-        reasons = con.execute(
-            "SELECT reason, count(*) AS n FROM quarantine WHERE batch = ? "
-            "GROUP BY reason ORDER BY n DESC LIMIT 20",
-            [context.partition_key],
-        ).fetchall()
-        sample = warehouse.preview(
-            con,
-            f"SELECT record_id, example_id, prompt, response, source FROM raw_scrapes "
-            f"WHERE batch = '{_sql_str(context.partition_key)}' ORDER BY line_no",
-        )
+        warehouse.ensure_tables(con)
+        publish.ensure_held_table(con)
+        with publish.transaction(con):
+            ingest.store_batch(con, result, datetime.now(UTC).replace(tzinfo=None), atomic=False)
+            audit = run_validations(con, raw_scrapes_expectations(settings, batch))
+            override = None
+            if not audit.success:
+                override = overrides.accepted(
+                    overrides.load(settings.decision_store), batch, result.sha256
+                )
+            reasons = con.execute(
+                "SELECT reason, count(*) AS n FROM quarantine WHERE batch = ? "
+                "GROUP BY reason ORDER BY n DESC LIMIT 20",
+                [batch],
+            ).fetchall()
+            sample = warehouse.preview(
+                con,
+                f"SELECT record_id, example_id, prompt, response, source FROM raw_scrapes "
+                f"WHERE {in_batch} ORDER BY line_no",
+            )
+            ok = audit.success or override is not None
+            if ok:
+                publish.set_hold(con, "raw_scrapes", batch, None)
+            outcome = publish.finish(con, ok, ["raw_scrapes", "quarantine"], where=in_batch)
+        if not ok:
+            publish.set_hold(
+                con,
+                "raw_scrapes",
+                batch,
+                {
+                    "sha256": result.sha256,
+                    "records": len(result.records),
+                    "reason": "raw_scrapes:expectations failed: " + _failures(audit),
+                    "staged_table": publish.staged_name("raw_scrapes"),
+                },
+            )
+        _snapshot_batch(con, settings, batch, published=outcome.published)
     loaded, quarantined = len(result.records), len(result.quarantine)
     context.log.info(
         f"{path.name}: {result.units_read} read = {loaded} records + {quarantined} quarantined"
+        + ("" if outcome.published else "; audit failed, batch held back (not published)")
     )
+    check = audit_result("raw_scrapes", audit, outcome, override=override)
+    if not outcome.published:
+        yield check  # a failed blocking check: the step fails, nothing downstream runs
+        return
     yield dg.MaterializeResult(
         asset_key="raw_scrapes",
         metadata={
@@ -96,14 +139,37 @@ def ingest_inbox_file(
             "reasons": md_table([{"reason": r, "rows": n} for r, n in reasons]),
         },
     )
+    yield check
 
 
-def raw_scrapes_expectations(settings: Settings) -> list[Validation]:
-    """What every batch of raw_scrapes must satisfy."""
+def _failures(audit) -> str:
+    """One line naming the failed expectations and what they observed."""
+    return "; ".join(
+        f"{f['validation']}.{f['expectation']}"
+        + (f" observed {f['observed_value']}" if f.get("observed_value") is not None else "")
+        + (f" ({f['unexpected_count']} unexpected)" if f.get("unexpected_count") else "")
+        for f in audit.failures
+    )[:2000]
+
+
+def _snapshot_batch(con, settings: Settings, batch: str, published: bool) -> None:
+    """Refresh the readers' snapshot: this batch's rows (if published) and the small tables."""
+    out = snapshot_dir(settings)
+    if published:
+        where = f"batch = '{_sql_str(batch)}'"
+        for table in ("raw_scrapes", "quarantine"):
+            publish.snapshot(con, out, table, where=where, part=batch)
+    publish.snapshot(con, out, "ingest_batches")
+    publish.snapshot(con, out, publish.HELD_TABLE)
+
+
+def raw_scrapes_expectations(settings: Settings, batch: str | None = None) -> list[Validation]:
+    """What every batch of raw_scrapes must satisfy (``batch``: that batch only)."""
+    where = f"WHERE batch = '{_sql_str(batch)}'" if batch is not None else ""
     return [
         Validation(
             "records",
-            "SELECT record_id, example_id, batch, prompt, response FROM raw_scrapes",
+            f"SELECT record_id, example_id, batch, prompt, response FROM raw_scrapes {where}",
             [
                 expect("ExpectColumnValuesToNotBeNull", column="record_id"),
                 expect("ExpectColumnValuesToBeUnique", column="record_id"),
@@ -120,10 +186,10 @@ def raw_scrapes_expectations(settings: Settings) -> list[Validation]:
         ),
         Validation(
             "batch_accounting",
-            """SELECT b.batch, b.units_read, b.records_loaded, b.records_quarantined,
+            f"""SELECT b.batch, b.units_read, b.records_loaded, b.records_quarantined,
                       (SELECT count(*) FROM raw_scrapes r WHERE r.batch = b.batch) AS stored,
                       b.records_quarantined / greatest(b.units_read, 1) AS quarantine_rate
-               FROM ingest_batches b""",
+               FROM ingest_batches b {where}""",
             [
                 expect(
                     "ExpectColumnPairValuesToBeEqual", column_A="records_loaded", column_B="stored"
@@ -137,14 +203,6 @@ def raw_scrapes_expectations(settings: Settings) -> list[Validation]:
             ],
         ),
     ]
-
-
-raw_scrapes_check = gx_suite_check(
-    "raw_scrapes",
-    raw_scrapes_expectations,
-    "Great Expectations suite: ids present and unique, prompt/response present, each "
-    "batch's stored rows match its accounting, quarantine rate within the bound.",
-)
 
 
 @dg.sensor(

@@ -1,12 +1,14 @@
 """Row-level lineage as an asset: one row per raw record, from file line to models."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from curation_assets.checks import gx_suite_check
+from curation_assets.checks import audit_and_publish, audit_result, audit_spec
 from curation_assets.conditions import ON_NEW_DATA
 from curation_assets.config import Settings
-from curation_assets.core import decisions, lineage, warehouse
+from curation_assets.core import decisions, lineage, publish, warehouse
 from curation_assets.core.expectations import Validation, expect
 from curation_assets.metadata import md_table
 from curation_assets.resources import DUCKDB_POOL, SettingsParam
@@ -23,11 +25,20 @@ from curation_assets.resources import DUCKDB_POOL, SettingsParam
     kinds={"duckdb", "table"},
     owners=["team:curation"],
     pool=DUCKDB_POOL,
+    # Not gated on its inputs' checks: lineage reports what happened, failures included.
     automation_condition=ON_NEW_DATA,
+    output_required=False,
+    check_specs=[
+        audit_spec(
+            "example_lineage",
+            "Audit before publishing (Great Expectations): every unit read from every file "
+            "is traced exactly once, as kept, rejected, quarantined or held back.",
+        )
+    ],
 )
-def example_lineage(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeResult:
+def example_lineage(duckdb: DuckDBResource, settings: SettingsParam) -> Iterator:
     store = decisions.load_all(settings.decision_store)
-    with duckdb.get_connection() as con:
+    with duckdb.get_connection() as con, publish.transaction(con):
         lineage.build_example_lineage(con, store)
         outcome = (
             con.sql(
@@ -44,7 +55,14 @@ def example_lineage(duckdb: DuckDBResource, settings: SettingsParam) -> dg.Mater
             "ORDER BY verified DESC, filter_status, record_id",
         )
         total = warehouse.count(con, "example_lineage")
-    return dg.MaterializeResult(
+        audit, result = audit_and_publish(
+            con, settings, example_lineage_expectations(settings), ["example_lineage"]
+        )
+    check = audit_result("example_lineage", audit, result)
+    if not result.published:
+        yield check
+        return
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": total,
             "outcomes": md_table(outcome),
@@ -55,13 +73,15 @@ def example_lineage(duckdb: DuckDBResource, settings: SettingsParam) -> dg.Mater
             ),
         }
     )
+    yield check
 
 
 def example_lineage_expectations(settings: Settings) -> list[Validation]:
     return [
         Validation(
             "every_raw_unit_accounted",
-            """SELECT (SELECT sum(units_read) FROM ingest_batches) AS units_read,
+            f"""SELECT (SELECT coalesce(sum(units_read), 0) FROM ingest_batches)
+                       + {lineage.HELD_UNITS_SQL} AS units_read,
                       (SELECT count(*) FROM example_lineage) AS traced""",
             [expect("ExpectColumnPairValuesToBeEqual", column_A="units_read", column_B="traced")],
         ),
@@ -72,17 +92,8 @@ def example_lineage_expectations(settings: Settings) -> list[Validation]:
                 expect(
                     "ExpectColumnValuesToBeInSet",
                     column="filter_status",
-                    value_set=["kept", "rejected", "quarantined"],
+                    value_set=["kept", "rejected", "quarantined", "held"],
                 )
             ],
         ),
     ]
-
-
-example_lineage_check = gx_suite_check(
-    "example_lineage",
-    example_lineage_expectations,
-    "Great Expectations suite: every unit read from every file is traced exactly once, as "
-    "kept, rejected or quarantined.",
-    blocking=False,
-)

@@ -5,14 +5,17 @@ graph as the external asset ``review_decisions``; a sensor records a new version
 whenever decisions arrive, and automation refreshes the review stages.
 """
 
+from collections.abc import Iterator
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from curation_assets.checks import gx_suite_check
-from curation_assets.conditions import ON_NEW_DATA
+from curation_assets.checks import audit_and_publish, audit_result, audit_spec
+from curation_assets.conditions import ON_NEW_PASSING_INPUTS
 from curation_assets.config import Settings
-from curation_assets.core import agreement, decisions, review, warehouse
+from curation_assets.core import agreement, decisions, publish, review, warehouse
 from curation_assets.core.expectations import Validation, expect
+from curation_assets.gate import require_upstream_checks_passed
 from curation_assets.metadata import md_table
 from curation_assets.resources import DUCKDB_POOL, SettingsParam
 
@@ -72,16 +75,27 @@ def _labels(settings: Settings) -> tuple[str, ...]:
     kinds={"duckdb", "table"},
     owners=["team:curation"],
     pool=DUCKDB_POOL,
-    automation_condition=ON_NEW_DATA,
+    automation_condition=ON_NEW_PASSING_INPUTS,
+    output_required=False,  # not materialized (published) when the audit fails
+    check_specs=[
+        audit_spec(
+            "review_queue",
+            "Audit before publishing to the review app (Great Expectations): both queues "
+            "drawn from filtered, the coverage sample at its size, unique priorities per "
+            "queue, a reason and a score for each row (warning: a label missing from the "
+            "coverage sample).",
+        )
+    ],
 )
 def review_queue(
     context: dg.AssetExecutionContext,
     config: ReviewQueueConfig,
     duckdb: DuckDBResource,
     settings: SettingsParam,
-) -> dg.MaterializeResult:
+) -> Iterator:
+    require_upstream_checks_passed(context)
     store = decisions.load_all(settings.decision_store)
-    with duckdb.get_connection() as con:
+    with duckdb.get_connection() as con, publish.transaction(con):
         scoring = review.build_review_queue(
             con,
             store,
@@ -114,6 +128,13 @@ def review_queue(
             "SELECT sha256(string_agg(concat_ws(':', example_id, queue, priority, score, "
             "review_status, response), ',' ORDER BY queue, priority)) FROM review_queue"
         ).fetchall()[0][0]
+        audit, outcome = audit_and_publish(
+            con, settings, review_queue_expectations(settings), ["review_queue"]
+        )
+    check = audit_result("review_queue", audit, outcome)
+    if not outcome.published:
+        yield check  # the review app keeps showing the previous queue
+        return
     published = decisions.publish_queue(settings.decision_store, items)
     sizes = items["queue"].value_counts().to_dict()
     context.log.info(
@@ -121,7 +142,7 @@ def review_queue(
         f"suspect examples, {needs_expert} need an expert; published {published} to "
         f"{settings.decision_store}"
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": total,
             "coverage_examples": int(sizes.get("coverage", 0)),
@@ -147,6 +168,7 @@ def review_queue(
         },
         data_version=dg.DataVersion(version or "empty"),
     )
+    yield check
 
 
 @dg.asset(
@@ -162,11 +184,24 @@ def review_queue(
     kinds={"duckdb", "table"},
     owners=["team:curation"],
     pool=DUCKDB_POOL,
-    automation_condition=ON_NEW_DATA,
+    automation_condition=ON_NEW_PASSING_INPUTS,
+    output_required=False,  # not materialized (published) when the audit fails
+    check_specs=[
+        audit_spec(
+            "reviewed",
+            "Audit before publishing (Great Expectations): unique examples, every row "
+            "attributed to a person, only accepting decisions, labels in the allowed set, "
+            "and reviewer agreement (Cohen's kappa) at least min_agreement once enough "
+            "examples have two or more reviews.",
+        )
+    ],
 )
-def reviewed(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeResult:
+def reviewed(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, settings: SettingsParam
+) -> Iterator:
+    require_upstream_checks_passed(context)
     store = decisions.load_all(settings.decision_store)
-    with duckdb.get_connection() as con:
+    with duckdb.get_connection() as con, publish.transaction(con):
         stats = review.build_reviewed(con, store, settings.reviews_required, _labels(settings))
         total = warehouse.count(con, "reviewed")
         edited = warehouse.count(con, "reviewed", "edited")
@@ -185,6 +220,13 @@ def reviewed(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeR
         ).fetchall()[0][0]
         invalid = con.execute("SELECT count(*) FROM _decisions WHERE NOT valid").fetchall()[0][0]
         patterns = review.review_patterns(con)
+        audit, outcome = audit_and_publish(
+            con, settings, reviewed_expectations(settings), ["reviewed", agreement.AGREEMENT_TABLE]
+        )
+    check = audit_result("reviewed", audit, outcome)
+    if not outcome.published:
+        yield check
+        return
     overall = stats[stats["scope"] == "overall"].iloc[0]
     enough = int(overall["items"]) >= settings.min_agreement_items
     note = (
@@ -196,7 +238,7 @@ def reviewed(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeR
     per_label = stats[stats["scope"] == "label"][
         ["key", "items", "observed_agreement", "kappa", "alpha"]
     ].rename(columns={"key": "label"})
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": total,
             "edited": edited,
@@ -218,6 +260,7 @@ def reviewed(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeR
             "invalid_decisions_ignored": int(invalid),
         }
     )
+    yield check
 
 
 def _number(value: float) -> dg.MetadataValue:
@@ -245,12 +288,24 @@ def _records(frame) -> list[dict]:
     kinds={"duckdb", "table"},
     owners=["team:curation"],
     pool=DUCKDB_POOL,
-    automation_condition=ON_NEW_DATA,
+    automation_condition=ON_NEW_PASSING_INPUTS,
+    output_required=False,  # not materialized (published) when the audit fails
+    check_specs=[
+        audit_spec(
+            "verified",
+            "Audit before publishing (Great Expectations): enough verified examples to "
+            "train, labels in the allowed set, both splits populated and no prompt shared "
+            "between train and validation.",
+        )
+    ],
 )
-def verified(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeResult:
+def verified(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, settings: SettingsParam
+) -> Iterator:
+    require_upstream_checks_passed(context)
     store = decisions.load_all(settings.decision_store)
     take = settings.verified_takes_suspect_fixes
-    with duckdb.get_connection() as con:
+    with duckdb.get_connection() as con, publish.transaction(con):
         review.build_verified(
             con, store, settings.validation_fraction, take, settings.decontamination_ngram
         )
@@ -278,8 +333,15 @@ def verified(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeR
             "SELECT sha256(string_agg(example_id || ':' || response || ':' || split, ',' "
             "ORDER BY example_id)) FROM verified"
         ).fetchall()[0][0]
+        audit, outcome = audit_and_publish(
+            con, settings, verified_expectations(settings), ["verified"]
+        )
+    check = audit_result("verified", audit, outcome)
+    if not outcome.published:
+        yield check
+        return
     total = int(total or 0)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": total,
             "corrected_by_expert": int(corrected or 0),
@@ -291,6 +353,7 @@ def verified(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeR
         },
         data_version=dg.DataVersion(version or "empty"),
     )
+    yield check
 
 
 @dg.sensor(
@@ -303,25 +366,42 @@ def verified(duckdb: DuckDBResource, settings: SettingsParam) -> dg.MaterializeR
     ),
 )
 def decisions_sensor(context: dg.SensorEvaluationContext, settings: SettingsParam):
-    count, newest = decisions.high_water_mark(settings.decision_store)
-    marker = f"{count}:{newest}"
+    """Record a new version of ``review_decisions`` only when the store changed since the
+    version the instance last recorded (by this sensor, ``curation run`` or the demo), so
+    a fresh UI after the demo starts nothing."""
+    event = review_decisions_event(settings)
+    count = event.metadata["decisions"].value
     if count == 0:
         return dg.SkipReason(f"the decision store {settings.decision_store} is empty")
-    if context.cursor == marker:
+    marker = event.metadata["marker"].value
+    if marker in (context.cursor, recorded_decisions_marker(context.instance)):
+        context.update_cursor(marker)
         return dg.SkipReason(f"no new decisions ({count} in the store)")
     context.update_cursor(marker)
-    return dg.SensorResult(
-        asset_events=[
-            dg.AssetMaterialization(
-                asset_key="review_decisions",
-                metadata={
-                    "decisions": count,
-                    "newest_recorded_at": str(newest),
-                    "store": dg.MetadataValue.path(str(settings.decision_store)),
-                },
-            )
-        ]
+    return dg.SensorResult(asset_events=[event])
+
+
+def review_decisions_event(settings: Settings) -> dg.AssetMaterialization:
+    """A version of ``review_decisions``: the store's size and newest decision."""
+    count, newest = decisions.high_water_mark(settings.decision_store)
+    return dg.AssetMaterialization(
+        asset_key="review_decisions",
+        metadata={
+            "decisions": count,
+            "newest_recorded_at": str(newest),
+            "marker": f"{count}:{newest}",
+            "store": dg.MetadataValue.path(str(settings.decision_store)),
+        },
     )
+
+
+def recorded_decisions_marker(instance: dg.DagsterInstance) -> str | None:
+    """The marker of the newest ``review_decisions`` version the instance recorded."""
+    records = instance.fetch_materializations(dg.AssetKey("review_decisions"), limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    value = records[0].asset_materialization.metadata.get("marker")
+    return value.value if value is not None else None
 
 
 def review_queue_expectations(settings: Settings) -> list[Validation]:
@@ -461,24 +541,3 @@ def verified_expectations(settings: Settings) -> list[Validation]:
 
 
 _OVERLAP_SQL = review.split_overlap_sql()
-
-review_queue_check = gx_suite_check(
-    "review_queue",
-    review_queue_expectations,
-    "Great Expectations suite: both queues drawn from filtered, the coverage sample at its "
-    "size, unique priorities per queue, a reason and a score for each row (warning: a "
-    "label missing from the coverage sample).",
-)
-reviewed_check = gx_suite_check(
-    "reviewed",
-    reviewed_expectations,
-    "Great Expectations suite: unique examples, every row attributed to a person, only "
-    "accepting decisions, labels in the allowed set, and reviewer agreement (Cohen's kappa) "
-    "at least min_agreement once enough examples have two or more reviews.",
-)
-verified_check = gx_suite_check(
-    "verified",
-    verified_expectations,
-    "Great Expectations suite: enough verified examples to train, labels in the allowed "
-    "set, both splits populated and no prompt shared between train and validation.",
-)

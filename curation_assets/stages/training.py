@@ -12,10 +12,10 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from curation_assets.checks import gx_suite_check
+from curation_assets.checks import gx_suite_check, snapshot_dir
 from curation_assets.conditions import ON_NEW_PASSING_DATA
 from curation_assets.config import Settings
-from curation_assets.core import registry
+from curation_assets.core import publish, registry
 from curation_assets.core.expectations import Validation, expect
 from curation_assets.gate import require_upstream_checks_passed
 from curation_assets.metadata import md_table
@@ -125,6 +125,8 @@ def fine_tuned_model(
     manifest = json.loads((model_dir / "training_manifest.json").read_text())
     with duckdb.get_connection() as con:
         registry.register_model(con, model_id, model_dir, manifest, context.run.run_id)
+        for table in ("models", "model_examples"):  # readers (``curation trace``) see it
+            publish.snapshot(con, snapshot_dir(settings), table)
     extra = {
         "model_id": model_id,
         "task_type": task,
