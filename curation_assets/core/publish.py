@@ -27,6 +27,8 @@ from pathlib import Path
 
 import duckdb
 
+from curation_assets.core.warehouse import table_exists
+
 #: Batches held back from publication: one row per (stage, batch) currently held.
 HELD_TABLE = "held_batches"
 HELD_SCHEMA = """stage VARCHAR NOT NULL, batch VARCHAR NOT NULL, sha256 VARCHAR,
@@ -74,7 +76,7 @@ def finish(
             staged = staged_name(table)
             if where is None:
                 con.execute(f"DROP TABLE IF EXISTS {staged}")
-            elif _exists(con, staged):
+            elif table_exists(con, staged):
                 con.execute(f"DELETE FROM {staged} WHERE {where}")
         con.execute("COMMIT")
         return Outcome(published=True)
@@ -99,14 +101,6 @@ def finish(
     return Outcome(published=False, staged_tables=[staged_name(t) for t in tables])
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-        ).fetchall()[0][0]
-    )
-
-
 def ensure_held_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {HELD_TABLE} ({HELD_SCHEMA})")
 
@@ -116,17 +110,7 @@ def replace_holds(con: duckdb.DuckDBPyConnection, stage: str, holds: Sequence[di
     ensure_held_table(con)
     con.execute(f"DELETE FROM {HELD_TABLE} WHERE stage = ?", [stage])
     for hold in holds:
-        con.execute(
-            f"INSERT INTO {HELD_TABLE} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-            [
-                stage,
-                hold["batch"],
-                hold.get("sha256"),
-                hold.get("records"),
-                hold["reason"],
-                hold.get("staged_table"),
-            ],
-        )
+        _insert_hold(con, stage, hold["batch"], hold)
 
 
 def set_hold(con: duckdb.DuckDBPyConnection, stage: str, batch: str, hold: dict | None) -> None:
@@ -134,17 +118,21 @@ def set_hold(con: duckdb.DuckDBPyConnection, stage: str, batch: str, hold: dict 
     ensure_held_table(con)
     con.execute(f"DELETE FROM {HELD_TABLE} WHERE stage = ? AND batch = ?", [stage, batch])
     if hold is not None:
-        con.execute(
-            f"INSERT INTO {HELD_TABLE} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-            [
-                stage,
-                batch,
-                hold.get("sha256"),
-                hold.get("records"),
-                hold["reason"],
-                hold.get("staged_table"),
-            ],
-        )
+        _insert_hold(con, stage, batch, hold)
+
+
+def _insert_hold(con: duckdb.DuckDBPyConnection, stage: str, batch: str, hold: dict) -> None:
+    con.execute(
+        f"INSERT INTO {HELD_TABLE} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+        [
+            stage,
+            batch,
+            hold.get("sha256"),
+            hold.get("records"),
+            hold["reason"],
+            hold.get("staged_table"),
+        ],
+    )
 
 
 def held(con: duckdb.DuckDBPyConnection, stage: str | None = None) -> list[dict]:
