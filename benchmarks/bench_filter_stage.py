@@ -294,7 +294,7 @@ def load(con: duckdb.DuckDBPyConnection, kind: str, lo: int, hi: int) -> float:
     con.execute(
         f"""INSERT INTO ingest_batches
             SELECT batch, '/inbox/' || batch, any_value(file_format), sha256(batch),
-                   count(*), count(*), 0, any_value({ts})
+                   count(*), count(*), 0, any_value({ts}), NULL
             FROM {src} GROUP BY batch"""
     )
     con.execute(

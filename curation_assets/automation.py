@@ -4,6 +4,7 @@ import dagster as dg
 
 from curation_assets.config import Settings
 from curation_assets.stages.ingest import inbox_requests
+from curation_assets.stages.review import INTEGRITY
 
 INGEST_KEYS = [dg.AssetKey("raw_scrapes"), dg.AssetKey("quarantine")]
 REFRESH_KEYS = [dg.AssetKey("filtered"), dg.AssetKey("rejections"), dg.AssetKey("review_queue")]
@@ -17,13 +18,16 @@ ingest_job = dg.define_asset_job(
 )
 
 CURATED = dg.AssetSelection.assets("raw_scrapes").downstream(include_self=False)
+#: The decision store's integrity check runs with every curate run (it never blocks).
+CURATED_AND_AUDITED = CURATED | dg.AssetSelection.checks(INTEGRITY)
 
 curate_job = dg.define_asset_job(
     "curate_job",
-    selection=CURATED,
+    selection=CURATED_AND_AUDITED,
     description=(
         "Everything after ingest: filter, queue, review, verify, fine-tune, evaluate and "
-        "lineage, with every blocking check in between."
+        "lineage, with every blocking check in between, and the decision store's "
+        "integrity check."
     ),
 )
 

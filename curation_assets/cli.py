@@ -117,8 +117,11 @@ def _export_queue(settings: Settings, file: Path, fmt: str) -> int:
 
 
 def _review(settings: Settings, args: argparse.Namespace) -> int:
+    from curation_assets.recovery import recover_on_start
     from curation_assets.review_app import serve
 
+    ensure_dagster_home()
+    recover_on_start()  # a killed run must not keep the pool slot the app's users wait for
     host = args.host or settings.review_host
     port = args.port or settings.review_port
     print(f"review app on http://{host}:{port}  (decision store: {settings.decision_store})")
@@ -155,6 +158,10 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
 
 def _demo(settings: Settings, fresh: bool) -> int:
     """Copy the bundled sample into the inbox, import its decisions, run everything."""
+    from curation_assets.recovery import recover_on_start
+
+    ensure_dagster_home()
+    recover_on_start()  # before anything else; run_everything checks again (a no-op then)
     if fresh and settings.data_dir.exists():
         shutil.rmtree(settings.data_dir)
     sample = Path(str(resources.files("curation_assets") / "sample_data"))
@@ -172,6 +179,7 @@ def _run(settings: Settings, skip_training: bool) -> int:
 
     home = ensure_dagster_home()
     started = time.perf_counter()
+    # run_everything first fails runs left by a killed process and frees their pool slots
     summary = run_everything(settings, skip_training=skip_training)
     elapsed = time.perf_counter() - started
     print()

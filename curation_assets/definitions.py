@@ -10,6 +10,7 @@ from curation_assets.automation import (
     refresh_job,
 )
 from curation_assets.config import Settings
+from curation_assets.recovery import crash_recovery_sensor
 from curation_assets.resources import build_resources
 from curation_assets.stages import filtered, ingest, ladder, lineage, review, training
 
@@ -34,10 +35,16 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             training.fine_tuned_model_check,
             training.model_evaluation_check,
             ladder.quality_ladder_check,
+            review.review_decisions_check,
         ],
         jobs=[ingest_job, curate_job, refresh_job],
         schedules=[nightly_refresh(settings)],
-        sensors=[ingest.inbox_sensor, review.decisions_sensor, automation_sensor],
+        sensors=[
+            ingest.inbox_sensor,
+            review.decisions_sensor,
+            automation_sensor,
+            crash_recovery_sensor,
+        ],
         resources={
             **build_resources(settings),
             "training_client": dg.PipesSubprocessClient(),

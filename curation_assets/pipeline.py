@@ -12,6 +12,7 @@ import dagster as dg
 from curation_assets.config import Settings
 from curation_assets.core import ingest
 from curation_assets.definitions import build_definitions
+from curation_assets.recovery import recover_on_start, worker_tags
 from curation_assets.stages.ingest import inbox_files
 from curation_assets.stages.review import recorded_decisions_marker, review_decisions_event
 
@@ -23,6 +24,8 @@ def run_everything(
 ) -> dict[str, Any]:
     """Materialize every stage; return per-run outcomes and printable summary lines."""
     instance = instance or dg.DagsterInstance.get()
+    recover_on_start(instance)  # a killed earlier run must not hold the duckdb slot
+    tags = worker_tags()  # lets a later recovery tell that this process died
     defs = build_definitions(settings)
     keys = [ingest.batch_key(p) for p in ingest.list_inbox(settings.inbox)]
     known = set(instance.get_dynamic_partitions(inbox_files.name))
@@ -33,7 +36,7 @@ def run_everything(
     ingest_job = defs.resolve_job_def("ingest_job")
     for key in keys:
         result = ingest_job.execute_in_process(
-            instance=instance, partition_key=key, raise_on_error=False
+            instance=instance, partition_key=key, raise_on_error=False, tags=tags
         )
         success &= result.success
         lines.append(f"ingest {key}: {'ok' if result.success else 'FAILED'}")
@@ -45,13 +48,14 @@ def run_everything(
         curate = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
+            tags=tags,
             asset_selection=[
                 dg.AssetKey(k)
                 for k in ("filtered", "rejections", "review_queue", "reviewed", "verified")
             ],
         )
     else:
-        curate = job.execute_in_process(instance=instance, raise_on_error=False)
+        curate = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags)
     success &= curate.success
     checks = curate.get_asset_check_evaluations()
     failed = [

@@ -1,5 +1,6 @@
 """A small, fully known dataset for end-to-end tests: files, decisions and settings."""
 
+import dataclasses
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -124,3 +125,18 @@ def small_settings(data_dir: Path, base_model: str, **overrides) -> Settings:
     )
     values.update(overrides)
     return Settings(**values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``CURATION_*`` variables that reproduce ``settings`` in another process."""
+    default, env = Settings(), {}
+    for f in dataclasses.fields(Settings):
+        value = getattr(settings, f.name)
+        if value == getattr(default, f.name):
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        env[f"CURATION_{f.name.upper()}"] = str(value)
+    return env

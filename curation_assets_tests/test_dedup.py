@@ -60,7 +60,7 @@ def make_raw(con, rows: list[tuple], batch: str = "b1", day: int = 1) -> None:
     warehouse.ensure_tables(con, ["ingest_batches", "raw_scrapes"])
     ts = f"2026-11-{day:02d} 10:00:00"
     con.execute(
-        "INSERT INTO ingest_batches VALUES (?, ?, 'jsonl', 'x', ?, ?, 0, ?)",
+        "INSERT INTO ingest_batches VALUES (?, ?, 'jsonl', 'x', ?, ?, 0, ?, NULL)",
         [batch, f"{batch}.jsonl", len(rows), len(rows), ts],
     )
     for line_no, (record_id, prompt, response) in enumerate(rows, start=1):

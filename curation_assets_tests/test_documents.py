@@ -379,7 +379,8 @@ def _warehouse_with(con, rows: list[tuple[str, str, str]]) -> None:
     now = datetime(2024, 6, 1)
     for batch, fmt in sorted({(b, f) for b, f, _ in rows}):
         con.execute(
-            "INSERT INTO ingest_batches VALUES (?, ?, ?, '', 0, 0, 0, ?)", [batch, batch, fmt, now]
+            "INSERT INTO ingest_batches VALUES (?, ?, ?, '', 0, 0, 0, ?, NULL)",
+            [batch, batch, fmt, now],
         )
     for line_no, (batch, _, prompt) in enumerate(rows, start=1):
         con.execute(

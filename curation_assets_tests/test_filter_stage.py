@@ -132,20 +132,39 @@ def test_decontamination_drops_overlap_with_eval_files_and_validation(con, tmp_p
         0
     ][0]
     assert "eval.jsonl:1" in reason
-    # a validation example of ``verified`` contaminates its copies, never itself
-    con.execute(
-        "CREATE TABLE verified AS SELECT example_id, prompt, response, 'validation' AS split "
-        "FROM raw_scrapes WHERE record_id = 'a.jsonl:1'"
-    )
+    # an evaluation example that is itself a raw record (eval_id = its example_id)
+    # contaminates its copies, never itself
+    first = con.execute(
+        "SELECT example_id AS eval_id, prompt || ' ' || response AS text FROM raw_scrapes "
+        "WHERE record_id = 'a.jsonl:1'"
+    ).df()
     copy = dict(GOOD[0])
     copy["instruction"] = "Please explain: " + copy["instruction"]
     _load(con, tmp_path, "b.jsonl", [copy], datetime(2026, 1, 2))
     filter_stage.run_stage(
-        con, filter_stage.FilterConfig(task_type="instruction", dedup_threshold=None)
+        con, filter_stage.FilterConfig(task_type="instruction", dedup_threshold=None), first
     )
     fired = _fired(con)
     assert fired.get("b.jsonl:1") == {"contaminated"}
     assert "a.jsonl:1" not in fired
+
+
+def test_verified_downstream_is_not_read(con, tmp_path):
+    """``verified`` is downstream of ``filtered``: its validation split must not change the
+    next run (it did: run 2 rejected as contaminated what run 1 kept and reviewed). The
+    review stage excludes train examples near a validation example itself."""
+    copy = dict(GOOD[0])
+    copy["instruction"] = "Please explain: " + copy["instruction"]
+    _load(con, tmp_path, "a.jsonl", [GOOD[0], copy], datetime(2026, 1, 1))
+    cfg = filter_stage.FilterConfig(task_type="instruction", dedup_threshold=None)
+    filter_stage.run_stage(con, cfg)
+    before = _fired(con)
+    con.execute(
+        "CREATE TABLE verified AS SELECT example_id, prompt, response, 'validation' AS split "
+        "FROM raw_scrapes WHERE record_id = 'a.jsonl:1'"
+    )
+    filter_stage.run_stage(con, cfg)
+    assert _fired(con) == before
 
 
 def test_validation_examples_never_remove_each_other(con, tmp_path):
@@ -154,15 +173,14 @@ def test_validation_examples_never_remove_each_other(con, tmp_path):
     copy["instruction"] = "Please explain: " + copy["instruction"]
     _load(con, tmp_path, "a.jsonl", [GOOD[0], copy], datetime(2026, 1, 1))
     filter_stage.run_stage(con, filter_stage.FilterConfig(task_type="instruction"))
-    con.execute(
-        "CREATE TABLE verified AS SELECT example_id, prompt, response, 'validation' AS split "
-        "FROM raw_scrapes"
-    )
+    validation = con.execute(
+        "SELECT example_id AS eval_id, prompt || ' ' || response AS text FROM raw_scrapes"
+    ).df()
     third = dict(GOOD[0])
     third["instruction"] = "Tell me: " + third["instruction"]
     _load(con, tmp_path, "b.jsonl", [third], datetime(2026, 1, 2))
     filter_stage.run_stage(
-        con, filter_stage.FilterConfig(task_type="instruction", dedup_threshold=None)
+        con, filter_stage.FilterConfig(task_type="instruction", dedup_threshold=None), validation
     )
     fired = _fired(con)
     assert "a.jsonl:1" not in fired and "a.jsonl:2" not in fired
@@ -313,8 +331,9 @@ def test_incremental_runs_decide_as_one_run_over_the_same_data(con, tmp_path):
             _load(target, tmp_path, name, rows, when)
 
     jan1, jan2 = datetime(2026, 1, 1), datetime(2026, 1, 2)
-    # a late file with an earlier date: A:2 becomes the duplicate of its copy
-    late = ("c.jsonl", [GOOD[1]], datetime(2025, 12, 31))
+    # a late file whose name sorts first: A:2 becomes the duplicate of its copy (and the
+    # MinHash index is rebuilt from that batch on)
+    late = ("0_late.jsonl", [GOOD[1]], datetime(2026, 1, 3))
     # evaluation data that arrives with the second run: A:4 becomes contaminated
     evaluation = pd.DataFrame(
         {"eval_id": ["e1"], "text": [GOOD[3]["instruction"] + " " + GOOD[3]["output"]]}

@@ -62,13 +62,19 @@ def test_each_rule_fires_and_every_reason_is_kept(con, tmp_path):
     assert con.sql("SELECT record_id FROM filtered").fetchall() == [("a.jsonl:1",)]
 
 
-def test_duplicates_across_batches_keep_the_earliest_batch(con, tmp_path):
+def test_duplicates_across_batches_keep_the_first_batch_by_name(con, tmp_path):
+    """The kept copy is the first by batch name and line, not by time of ingest: dropping
+    a file again (a new ``ingested_at``) must not change which copy is kept."""
     row = {"text": "my parcel never arrived", "label": "billing"}
-    _load(con, tmp_path, "z_first.jsonl", [row], datetime(2026, 1, 1))
-    _load(con, tmp_path, "a_second.jsonl", [row], datetime(2026, 1, 2))
+    _load(con, tmp_path, "z_second.jsonl", [row], datetime(2026, 1, 1))
+    _load(con, tmp_path, "a_first.jsonl", [row], datetime(2026, 1, 2))
     filtering.run_filters(con, RULES)
-    assert con.sql("SELECT batch FROM filtered").fetchall() == [("z_first.jsonl",)]
-    assert set(_rules_by_record(con)) == {"a_second.jsonl:1"}
+    assert con.sql("SELECT batch FROM filtered").fetchall() == [("a_first.jsonl",)]
+    assert set(_rules_by_record(con)) == {"z_second.jsonl:1"}
+    _load(con, tmp_path, "a_first.jsonl", [row], datetime(2026, 1, 3))  # ingested again
+    filtering.run_filters(con, RULES)
+    assert con.sql("SELECT batch FROM filtered").fetchall() == [("a_first.jsonl",)]
+    assert set(_rules_by_record(con)) == {"z_second.jsonl:1"}
 
 
 def test_accounting_adds_up_per_batch(con, tmp_path):

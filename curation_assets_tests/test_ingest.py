@@ -139,3 +139,68 @@ def test_unicode_line_separators_inside_values_keep_rows_aligned(tmp_path, separ
     originals = [json.loads(o) for o in result.records["original"]]
     assert [o["label"] for o in originals] == ["card_arrival", "pending_transfer"]
     assert originals[0]["text"] == rows[0]["text"]
+
+
+def test_ingest_stage_records_odd_entries_and_keeps_unchanged_batches(tmp_path):
+    """The Dagster ingest step on an empty file, a hidden file and a dangling link (each
+    an audited batch, none a crash), and a second ingest of an unchanged file (rows and
+    ``ingested_at`` kept) against a changed one (read again)."""
+    import os
+
+    import dagster as dg
+    import duckdb
+
+    from curation_assets.definitions import build_definitions
+    from curation_assets.stages.ingest import inbox_files
+    from curation_assets_tests.fixtures import make_rows, small_settings, write_inbox
+
+    settings = small_settings(tmp_path / "data", base_model="unused")
+    write_inbox(settings.inbox, make_rows(5), name="a.jsonl")
+    (settings.inbox / "empty.csv").write_bytes(b"")
+    (settings.inbox / ".swap.jsonl").write_text('{"text": "x", "label": "y"}\n')
+    os.symlink(tmp_path / "nowhere.jsonl", settings.inbox / "gone.jsonl")
+    keys = [p.name for p in ingest.list_inbox(settings.inbox)]
+    assert keys == [".swap.jsonl", "a.jsonl", "empty.csv", "gone.jsonl"]
+    job = build_definitions(settings).resolve_job_def("ingest_job")
+
+    def ingest_all(instance) -> dict[str, dg.ExecuteInProcessResult]:
+        return {
+            k: job.execute_in_process(instance=instance, partition_key=k, raise_on_error=False)
+            for k in keys
+        }
+
+    def stored(sql: str):
+        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            return con.sql(sql).fetchall()
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(inbox_files.name, keys)
+        first = ingest_all(instance)
+        assert all(r.success for r in first.values())
+        for key in keys:
+            checks = first[key].get_asset_check_evaluations()
+            assert {c.asset_key.to_user_string() for c in checks} == {"raw_scrapes", "quarantine"}
+            assert all(c.passed for c in checks)
+        rows = dict(stored("SELECT batch, units_read FROM ingest_batches"))
+        assert rows == {
+            ".swap.jsonl": 1,
+            "a.jsonl": len(make_rows(5)) + 3,
+            "empty.csv": 0,
+            "gone.jsonl": 1,
+        }
+        refused = dict(stored("SELECT batch, reason FROM quarantine WHERE line_no IS NULL"))
+        assert "hidden file" in refused[".swap.jsonl"]
+        assert "dangling symbolic link" in refused["gone.jsonl"]
+        before = stored("SELECT batch, ingested_at FROM ingest_batches ORDER BY batch")
+
+        again = ingest_all(instance)
+        meta = again["a.jsonl"].get_asset_materialization_events()[0].materialization.metadata
+        assert meta["unchanged"].value is True
+        assert stored("SELECT batch, ingested_at FROM ingest_batches ORDER BY batch") == before
+
+        write_inbox(settings.inbox, make_rows(6), name="a.jsonl")  # new content
+        result = job.execute_in_process(instance=instance, partition_key="a.jsonl")
+        meta = result.get_asset_materialization_events()[0].materialization.metadata
+        assert meta["unchanged"].value is False
+        units = dict(stored("SELECT batch, units_read FROM ingest_batches"))["a.jsonl"]
+        assert units == len(make_rows(6)) + 3  # write_inbox adds 3 broken lines

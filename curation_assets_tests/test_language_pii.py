@@ -96,7 +96,7 @@ def _warehouse(con, prompts: list[str]) -> None:
     ensure_tables(con)
     now = datetime(2024, 6, 1)
     con.execute(
-        "INSERT INTO ingest_batches VALUES ('b.jsonl', 'b', 'jsonl', '', 0, 0, 0, ?)", [now]
+        "INSERT INTO ingest_batches VALUES ('b.jsonl', 'b', 'jsonl', '', 0, 0, 0, ?, NULL)", [now]
     )
     for line_no, prompt in enumerate(prompts, start=1):
         con.execute(

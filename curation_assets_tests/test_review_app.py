@@ -193,6 +193,8 @@ def test_roles_come_from_the_server_not_the_form(world):
 def test_a_demoted_or_removed_user_loses_their_powers_at_once(world):
     expert = _client(world, "dr_chen")
     decisions.add_user(world.decision_store, "dr_chen", PASSWORD, "reviewer", replace=True)
+    assert expert.get("/review").headers["location"] == "/login"  # signed out at once
+    assert _login(expert, "dr_chen").status_code == 303
     eid, response = _decide(expert, "accept")
     assert response.status_code == 303
     assert _stored(world).set_index("example_id").loc[eid, "role"] == "reviewer"

@@ -8,7 +8,6 @@ the UI uses. The fine-tune is left out (too slow here).
 """
 
 import contextlib
-import dataclasses
 import json
 import os
 import shutil
@@ -23,9 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from curation_assets.config import Settings
 from curation_assets.core import decisions
-from curation_assets_tests.fixtures import make_rows, small_settings, write_decisions, write_inbox
+from curation_assets_tests.fixtures import (
+    make_rows,
+    settings_env,
+    small_settings,
+    write_decisions,
+    write_inbox,
+)
 
 ROOT = Path(__file__).parents[1]
 LOCATION = "curation_assets"
@@ -43,21 +47,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _settings_env(settings: Settings) -> dict[str, str]:
-    """``CURATION_*`` variables that reproduce ``settings`` in another process."""
-    default, env = Settings(), {}
-    for f in dataclasses.fields(Settings):
-        value = getattr(settings, f.name)
-        if value == getattr(default, f.name):
-            continue
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        elif isinstance(value, dict):
-            value = ",".join(f"{k}={v}" for k, v in value.items())
-        env[f"CURATION_{f.name.upper()}"] = str(value)
-    return env
 
 
 def _default_signals() -> None:
@@ -124,7 +113,7 @@ def dagster_dev(tmp_path):
     # passes: point it at a tiny local model so that it stays cheap (built below).
     settings = small_settings(tmp_path / "data", base_model=str(tmp_path / "tiny_base"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CURATION_")}
-    env.update(_settings_env(settings), DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1")
+    env.update(settings_env(settings), DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1")
     port = _free_port()
     with (
         (tmp_path / "dagster_dev.stdout").open("wb") as out,
@@ -253,7 +242,7 @@ def test_inbox_file_then_ui_materialize_runs_the_review_stages(dagster_dev):
             "assetSelection": [{"path": [key]} for key in LAUNCHED],
             # what the UI's Materialize selects: the assets and all of their checks
             "assetCheckSelection": [
-                {"assetKey": {"path": [key]}, "name": "expectations"} for key in SELECTED
+                {"assetKey": {"path": [key]}, "name": "expectations"} for key in LAUNCHED
             ]
             + [{"assetKey": {"path": ["filtered"]}, "name": "held_batches"}],
         },
@@ -276,8 +265,8 @@ def test_inbox_file_then_ui_materialize_runs_the_review_stages(dagster_dev):
     checked = sorted(
         c["assetKey"]["path"][0] for c in run["assetCheckSelection"] if c["name"] == "expectations"
     )
-    assert checked == sorted(SELECTED), checked
-    for key in SELECTED:
+    assert checked == sorted(LAUNCHED), checked
+    for key in LAUNCHED:
         data = server.query(ASSET_Q, {"key": {"path": [key]}})
         runs = [m["runId"] for m in data["assetOrError"]["assetMaterializations"]]
         assert run_id in runs, f"{key}: no materialization from run {run_id} ({runs})"

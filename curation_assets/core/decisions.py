@@ -8,7 +8,12 @@ The same file holds what the review web app needs, so that it never opens the wa
 ``queue_items`` (the published review queue, replaced atomically by ``publish_queue``),
 ``users`` (argon2 password hashes and roles), ``skips`` and ``leases`` (per-user queue
 state, not decisions) and ``app_submissions`` (one row per form the app accepted, so a
-retried submission never records a decision twice).
+retried submission never records a decision twice). ``sessions`` (hashes of the app's
+signed-in session ids, so that sign-out and a password reset end a session on the server)
+and ``login_attempts`` (the sign-in throttle, shared by every worker) are app state too.
+
+The file holds password hashes: it is created owner-only (0600, in a 0700 folder when
+the folder is new), and an existing store or side file is tightened when opened.
 """
 
 import contextlib
@@ -16,9 +21,14 @@ import csv
 import hashlib
 import json
 import math
+import os
 import re
+import secrets
 import sqlite3
-from collections.abc import Iterator
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,6 +120,19 @@ CREATE TABLE IF NOT EXISTS app_submissions (
     recorded_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_reviewer ON decisions (reviewer, example_id);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_hash TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (username);
+CREATE TABLE IF NOT EXISTS login_attempts (
+    attempt TEXT NOT NULL,
+    key TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_attempts_key ON login_attempts (key, at);
 """
 
 #: Columns of ``queue_items`` in order; the JSON ones are stored as text.
@@ -148,13 +171,110 @@ class ImportReport:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the store; WAL so readers never block the writer."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Open (creating if needed, owner-only) the store; WAL so readers never block the
+    writer."""
+    _create_private(path)
     con = sqlite3.connect(path, timeout=30, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA busy_timeout=30000")
     con.executescript(_SCHEMA)
+    for suffix in ("-wal", "-shm", "-journal"):  # SQLite gives them the store's mode
+        owner_only(Path(f"{path}{suffix}"))
     return con
+
+
+# --- owner-only files ------------------------------------------------------------------
+
+
+def owner_only(path: Path) -> None:
+    """Drop the group and other permission bits of ``path`` if it exists and is ours."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not hasattr(os, "getuid") or info.st_uid != os.getuid():
+        return  # not ours to change (the owner, or root, keeps it as it is)
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        with contextlib.suppress(PermissionError):
+            os.chmod(path, mode & 0o700)
+
+
+def _private_dir(folder: Path) -> None:
+    """Create ``folder`` owner-only (0700) if missing; an existing one stays as it is."""
+    if not folder.exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` as an empty 0600 file if missing (SQLite then fills it), and
+    tighten it if it exists with wider permissions.
+
+    Never opens ``path`` itself: closing any descriptor of a database file drops the
+    POSIX locks every SQLite connection of this process holds on it (and corrupts it
+    under concurrent writes). The empty file is made under a temporary name, closed,
+    then hard-linked into place (a link never replaces an existing store).
+    """
+    if not os.path.exists(path):
+        _private_dir(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600
+        os.close(fd)
+        try:
+            _link_new(Path(tmp), path)
+        finally:
+            os.unlink(tmp)
+    owner_only(path)
+
+
+def _link_new(tmp: Path, path: Path) -> bool:
+    """Put ``tmp``'s file at ``path`` unless something is there already; False if it was.
+    Falls back to an exclusive create (with ``tmp``'s content) where links are refused."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(tmp.read_bytes())
+    return True
+
+
+def private_secret_file(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in ``path``; created with ``make()`` when missing.
+
+    Created atomically and owner-only: the value is written to a 0600 temporary file
+    that is then hard-linked into place (a link never replaces), so concurrent callers,
+    threads or processes, all get the first value written and nobody reads a half-written
+    or empty file. An existing file is tightened to owner-only.
+    """
+    try:
+        value = path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    else:
+        owner_only(path)
+        if not value:
+            raise RuntimeError(f"{path} is empty: delete it to make a new secret")
+        return value
+    _private_dir(path.parent)
+    value = make()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if not _link_new(Path(tmp), path):  # another caller won: use theirs
+            return path.read_text().strip()
+    finally:
+        os.unlink(tmp)
+    return value
 
 
 def validate(raw: dict) -> dict:
@@ -190,7 +310,7 @@ def validate(raw: dict) -> dict:
         "role": role,
         "decision": decision,
         "corrected_response": corrected,
-        "note": raw.get("note") or None,
+        "note": str(raw["note"]) if raw.get("note") else None,  # as stored (TEXT)
         "decided_at": parsed.astimezone(UTC).isoformat(),
         "seconds_spent": seconds,
     }
@@ -203,9 +323,7 @@ def record(con: sqlite3.Connection, raw: dict, origin: str = "api") -> bool:
 
 def _insert(con: sqlite3.Connection, item: dict, origin: str) -> tuple[int, bool]:
     """Insert a validated decision: (its decision_id, whether it is new)."""
-    fingerprint = hashlib.sha256(
-        json.dumps([item[f] for f in FIELDS], sort_keys=True).encode()
-    ).hexdigest()
+    fingerprint = _fingerprint(item)
     cursor = con.execute(
         """INSERT OR IGNORE INTO decisions (fingerprint, example_id, reviewer, role, decision,
                corrected_response, note, decided_at, seconds_spent, recorded_at, origin)
@@ -216,6 +334,13 @@ def _insert(con: sqlite3.Connection, item: dict, origin: str) -> tuple[int, bool
         return int(cursor.lastrowid), True
     row = con.execute("SELECT decision_id FROM decisions WHERE fingerprint = ?", [fingerprint])
     return int(row.fetchone()[0]), False
+
+
+def _fingerprint(item: dict) -> str:
+    """The content hash of a decision's ``FIELDS`` (stored with it, checked by audits)."""
+    return hashlib.sha256(
+        json.dumps([item[f] for f in FIELDS], sort_keys=True).encode()
+    ).hexdigest()
 
 
 def record_submissions(
@@ -327,6 +452,81 @@ def high_water_mark(store: Path) -> tuple[int, str | None]:
         return int(count), newest
     finally:
         con.close()
+
+
+@dataclass
+class AuditTrail:
+    """What an audit of the decisions table found (see ``audit_trail``)."""
+
+    frame: pd.DataFrame  # every decision (``FIELDS``, decision_id), plus fingerprint_ok
+    count: int
+    max_id: int
+    sequence: int  # the AUTOINCREMENT counter: never goes back, even when rows are deleted
+    digest: str  # chained over (decision_id, fingerprint) of every row, oldest first
+    rewritten: bool  # the first ``previous[0]`` rows no longer hash to ``previous[1]``
+
+    def integrity(self) -> pd.DataFrame:
+        """One row of counts that are 0 while the table is intact and append-only."""
+        return pd.DataFrame(
+            {
+                "fingerprint_mismatches": [int((~self.frame["fingerprint_ok"]).sum())],
+                "missing_ids": [self.max_id - self.count],  # ids run 1..max_id, no gaps
+                "deleted_newest": [self.sequence - self.max_id],
+                "rewritten_since_last_audit": [int(self.rewritten)],
+            }
+        )
+
+    def connection(self):
+        """An in-memory DuckDB holding ``decisions`` and ``integrity``, to validate."""
+        import duckdb
+
+        con = duckdb.connect()
+        con.register("decisions", self.frame.astype({"fingerprint_ok": bool}))
+        con.register("integrity", self.integrity())
+        return con
+
+
+def audit_trail(store: Path, previous: tuple[int, str] | None = None) -> AuditTrail:
+    """Audit the decisions table: recompute every row's content hash (stored at insert),
+    find missing decision ids, and, given the (count, digest) of an earlier audit, whether
+    the rows it saw were rewritten, deleted or reordered since (a rewrite that also fixed
+    the stored fingerprint still changes the chained digest)."""
+    columns = ["decision_id", "fingerprint", *FIELDS]
+    rows: list[tuple] = []
+    sequence = 0
+    if store.exists():
+        con = connect(store)
+        try:
+            rows = con.execute(
+                f"SELECT {', '.join(columns)} FROM decisions ORDER BY decision_id"
+            ).fetchall()
+            found = con.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'decisions'"
+            ).fetchone()
+            sequence = int(found[0]) if found else 0
+        finally:
+            con.close()
+    chain, prefix = hashlib.sha256(), None
+    ok = []
+    for index, row in enumerate(rows):
+        if previous is not None and index == previous[0]:
+            prefix = chain.hexdigest()
+        item = dict(zip(columns, row, strict=True))
+        ok.append(_fingerprint(item) == item["fingerprint"])
+        chain.update(f"{item['decision_id']}:{item['fingerprint']}\n".encode())
+    digest = chain.hexdigest()
+    if previous is not None and prefix is None:
+        prefix = digest if previous[0] == len(rows) else None  # None: rows disappeared
+    frame = pd.DataFrame(rows, columns=columns).drop(columns="fingerprint")
+    frame["fingerprint_ok"] = pd.Series(ok, dtype=bool)
+    return AuditTrail(
+        frame=frame,
+        count=len(rows),
+        max_id=int(rows[-1][0]) if rows else 0,
+        sequence=sequence,
+        digest=digest,
+        rewritten=previous is not None and prefix != previous[1],
+    )
 
 
 # --- the published review queue ---------------------------------------------------------
@@ -582,7 +782,8 @@ _DUMMY_HASH: list[str] = []
 def add_user(
     store_path: Path, username: str, password: str, role: str, replace: bool = False
 ) -> None:
-    """Create a user (or, with ``replace``, reset their password and role)."""
+    """Create a user (or, with ``replace``, reset their password and role). Either way
+    every session of that name ends: a reset or a role change signs them out everywhere."""
     if not _USERNAME.match(username or ""):
         raise ValueError("username: 1-64 characters among letters, digits and _ . @ -")
     if role not in ROLES:
@@ -593,14 +794,131 @@ def add_user(
     con = connect(store_path)
     try:
         verb = "INSERT OR REPLACE" if replace else "INSERT"
+        con.execute("BEGIN IMMEDIATE")
         try:
             con.execute(
                 f"{verb} INTO users (username, role, password_hash, created_at) "
                 "VALUES (?, ?, ?, ?)",
                 [username, role, hashed, datetime.now(UTC).isoformat()],
             )
+            con.execute("DELETE FROM sessions WHERE username = ?", [username])
+            con.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
+            con.execute("ROLLBACK")
             raise ValueError(f"user {username!r} already exists") from exc
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.close()
+
+
+# --- sessions of the review app -----------------------------------------------------------
+
+
+def _session_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()  # the store never holds the id itself
+
+
+def create_session(store_path: Path, username: str, max_age: float) -> str:
+    """A new session id for ``username``, valid ``max_age`` seconds unless ended sooner."""
+    token = secrets.token_urlsafe(32)
+    now = time.time()
+    con = connect(store_path)
+    try:
+        con.execute("DELETE FROM sessions WHERE expires_at <= ?", [now])
+        con.execute(
+            "INSERT INTO sessions (session_hash, username, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?)",
+            [_session_hash(token), username, now, now + max_age],
+        )
+    finally:
+        con.close()
+    return token
+
+
+def session_user(store_path: Path, token: object) -> dict | None:
+    """{username, role, created_at} of a live session, else None (ended, expired, reset
+    or removed user)."""
+    if not isinstance(token, str) or not token or not store_path.exists():
+        return None
+    con = connect(store_path)
+    try:
+        row = con.execute(
+            """SELECT u.username, u.role, u.created_at FROM sessions s
+               JOIN users u ON u.username = s.username
+               WHERE s.session_hash = ? AND s.expires_at > ?""",
+            [_session_hash(token), time.time()],
+        ).fetchone()
+    finally:
+        con.close()
+    return dict(zip(("username", "role", "created_at"), row, strict=True)) if row else None
+
+
+def end_session(store_path: Path, token: object) -> None:
+    """End one session (sign-out): its cookie no longer signs anyone in."""
+    if isinstance(token, str) and token:
+        con = connect(store_path)
+        try:
+            con.execute("DELETE FROM sessions WHERE session_hash = ?", [_session_hash(token)])
+        finally:
+            con.close()
+
+
+def end_sessions(store_path: Path, username: str) -> int:
+    """End every session of ``username``; returns how many there were."""
+    con = connect(store_path)
+    try:
+        return con.execute("DELETE FROM sessions WHERE username = ?", [username]).rowcount
+    finally:
+        con.close()
+
+
+# --- the sign-in throttle -----------------------------------------------------------------
+
+
+def begin_login_attempt(store_path: Path, limits: dict[str, int], window: float) -> str | None:
+    """Reserve a sign-in attempt under every key of ``limits`` (key -> most attempts in
+    ``window`` seconds), or None when a key has used up its limit.
+
+    Check and record are one ``BEGIN IMMEDIATE`` transaction, so concurrent attempts in
+    any thread or worker process are counted, in progress or failed, before a password
+    is checked. A failed attempt keeps its reservation; ``end_login_attempt`` gives back
+    that of a successful one.
+    """
+    now = time.time()
+    con = connect(store_path)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.execute("DELETE FROM login_attempts WHERE at <= ?", [now - window])
+            for key, limit in limits.items():
+                (used,) = con.execute(
+                    "SELECT count(*) FROM login_attempts WHERE key = ?", [key]
+                ).fetchone()
+                if used >= limit:
+                    con.execute("COMMIT")
+                    return None
+            attempt = secrets.token_hex(12)
+            con.executemany(
+                "INSERT INTO login_attempts (attempt, key, at) VALUES (?, ?, ?)",
+                [(attempt, key, now) for key in limits],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.close()
+    return attempt
+
+
+def end_login_attempt(store_path: Path, attempt: str, clear: tuple[str, ...] = ()) -> None:
+    """A successful attempt: drop its reservation, and every failure under ``clear``."""
+    con = connect(store_path)
+    try:
+        con.execute("DELETE FROM login_attempts WHERE attempt = ?", [attempt])
+        con.executemany("DELETE FROM login_attempts WHERE key = ?", [(k,) for k in clear])
     finally:
         con.close()
 

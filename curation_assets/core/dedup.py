@@ -369,7 +369,7 @@ def dedup_new_records(
     con: duckdb.DuckDBPyConnection,
     source: str = "raw_scrapes",
     *,
-    order_by: str = "ingested_at, batch, line_no",
+    order_by: str = "batch, line_no",
     text_sql: str = TEXT_SQL,
     config: MinHashConfig | None = None,
     atomic: bool = True,
@@ -430,12 +430,77 @@ def dedup_new_records(
     return result
 
 
+def sync_records(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    *,
+    group: str = "batch",
+    version: str = "example_id",
+    order_by: str = "batch, line_no",
+    text_sql: str = TEXT_SQL,
+    config: MinHashConfig | None = None,
+    atomic: bool = True,
+) -> DedupResult:
+    """``dedup_new_records`` kept a function of ``source`` alone, not of its history.
+
+    ``source`` must list every record to deduplicate, with a ``group`` (the batch; groups
+    sort in ``order_by`` order) and a ``version`` of each record's content (its
+    ``example_id``). The index stores both. Records that left ``source``, changed content,
+    or arrived in a group that sorts before an indexed one make the index stale from the
+    first such group on: every indexed record of that group and later ones is dropped
+    (with its buckets and ``near_duplicates`` row) and indexed again, in order. Earlier
+    groups keep their rows; a new group after every indexed one is appended as before. So
+    re-ingesting an unchanged file changes nothing, and the order in which files arrive
+    does not decide which copy is kept. An index built without groups is rebuilt once.
+    """
+    config = config or MinHashConfig()
+    ensure_index(con, config)
+    for column in ("grp", "version"):
+        con.execute(f"ALTER TABLE {DOCS} ADD COLUMN IF NOT EXISTS {column} VARCHAR")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _mh_src AS SELECT record_id::VARCHAR AS record_id, "
+        f"({group})::VARCHAR AS grp, ({version})::VARCHAR AS version FROM {_relation(source)}"
+    )
+    try:
+        legacy, dirty = con.execute(
+            f"""SELECT bool_or(legacy), min(grp) FROM (
+                    SELECT d.grp IS NULL AS legacy, d.grp FROM {DOCS} d
+                    WHERE NOT EXISTS (SELECT 1 FROM _mh_src s WHERE s.record_id = d.record_id
+                        AND s.grp = d.grp AND s.version IS NOT DISTINCT FROM d.version)
+                    UNION ALL
+                    SELECT FALSE, s.grp FROM _mh_src s
+                    WHERE s.grp <= (SELECT max(grp) FROM {DOCS})
+                      AND NOT EXISTS (SELECT 1 FROM {DOCS} d WHERE d.record_id = s.record_id))"""
+        ).fetchall()[0]
+        if legacy:
+            cut = 0
+        elif dirty is not None:
+            cut = con.execute(f"SELECT min(seq) FROM {DOCS} WHERE grp >= ?", [dirty]).fetchall()[0][
+                0
+            ]
+        else:
+            cut = None
+        if cut is not None:
+            for table in (OUTPUT, INDEX, DOCS):
+                con.execute(f"DELETE FROM {table} WHERE seq >= ?", [int(cut)])
+        result = dedup_new_records(
+            con, source, order_by=order_by, text_sql=text_sql, config=config, atomic=atomic
+        )
+        con.execute(
+            f"""UPDATE {DOCS} SET grp = s.grp, version = s.version FROM _mh_src s
+                WHERE {DOCS}.record_id = s.record_id AND {DOCS}.grp IS NULL"""
+        )
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp._mh_src")
+    return result
+
+
 def near_duplicates(
     con: duckdb.DuckDBPyConnection,
     table: str = "raw_scrapes",
     threshold: float = 0.8,
     *,
-    order_by: str = "ingested_at, batch, line_no",
+    order_by: str = "batch, line_no",
     text_sql: str = TEXT_SQL,
     config: MinHashConfig | None = None,
 ) -> DedupResult:
@@ -456,10 +521,10 @@ def eligible_records_sql(where: str | None = None) -> str:
     """
     condition = f"WHERE {where}" if where else ""
     return f"""
-        SELECT record_id, prompt, response, ingested_at, batch, line_no
+        SELECT record_id, example_id, prompt, response, batch, line_no
         FROM raw_scrapes {condition}
         QUALIFY row_number() OVER (
-            PARTITION BY example_id ORDER BY ingested_at, batch, line_no) = 1"""
+            PARTITION BY example_id ORDER BY batch, line_no, record_id) = 1"""
 
 
 def near_duplicate_rule(table: str = OUTPUT, threshold: float | None = None) -> Rule:
@@ -859,7 +924,10 @@ def _store(
                     "pass atomic=False and commit the index writes yourself"
                 ) from error
         try:
-            con.execute(f"INSERT INTO {DOCS} SELECT * FROM _mh_docs")
+            con.execute(
+                f"INSERT INTO {DOCS} (seq, record_id, cluster_id, n_shingles) "
+                "SELECT seq, record_id, cluster_id, n_shingles FROM _mh_docs"
+            )
             con.execute(f"INSERT INTO {INDEX} SELECT * FROM _mh_index")
             if near_dups.num_rows:
                 con.execute(f"INSERT INTO {OUTPUT} SELECT * FROM _mh_out")

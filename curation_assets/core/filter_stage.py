@@ -48,7 +48,9 @@ from curation_assets.core import (
 )
 
 PII_TABLE = "pii_redactions"
-PII_SCANNED = "pii_scanned"  # record ids already scanned for PII (found or not)
+PII_SCANNED = "pii_scanned"  # records already scanned for PII (found or not), by content
+#: The content (example_id) each mojibake flag of ``annotations`` was computed from.
+MOJIBAKE_VERSIONS = "annotations_versions"
 CONTAMINATION_TABLE = "contamination"
 W = filtering.WORKING_TABLE  # the stage writes here; ``filtered`` is published from it
 _CONTAMINATION_META = "contamination_meta"
@@ -155,7 +157,7 @@ def run_stage(
     n = filtering.update_record_flags(con, record_rules)
     t = report.lap("record_rules", t, n)
     if cfg.dedup_threshold is not None:
-        result = dedup.dedup_new_records(
+        result = dedup.sync_records(
             con,
             _dedup_source(record_rules),
             config=dedup.MinHashConfig(threshold=cfg.dedup_threshold),
@@ -179,6 +181,7 @@ def _annotate_languages(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> in
     web documents by their first ``language_document_chars``. Returns the records done."""
     table = language.LANGUAGE_TABLE
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({language.ANNOTATIONS_SCHEMA})")
+    _drop_stale(con, table)
     missing = (
         f"NOT EXISTS (SELECT 1 FROM {table} a WHERE a.record_id = raw_scrapes.record_id "
         "AND a.example_id IS NOT DISTINCT FROM raw_scrapes.example_id)"
@@ -204,47 +207,69 @@ def _annotate_mojibake(con: duckdb.DuckDBPyConnection) -> int:
     number of records annotated."""
     table = annotators.ANNOTATIONS_TABLE
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({annotators.ANNOTATIONS_SCHEMA})")
-    con.execute(f"DELETE FROM {table} WHERE record_id NOT IN (SELECT record_id FROM raw_scrapes)")
+    # the annotations table has no content key: ``MOJIBAKE_VERSIONS`` records the example_id
+    # each flag was computed from; a flag without a current version is stale
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {MOJIBAKE_VERSIONS} (record_id VARCHAR, example_id VARCHAR)"
+    )
+    _drop_stale(con, MOJIBAKE_VERSIONS)
+    con.execute(
+        f"DELETE FROM {table} WHERE record_id NOT IN (SELECT record_id FROM {MOJIBAKE_VERSIONS})"
+    )
     missing = f"{NON_DOCUMENT_SQL} AND record_id NOT IN (SELECT record_id FROM {table})"
     new = f"(SELECT * FROM raw_scrapes WHERE {filtering.batch_range(con, missing)} AND {missing})"
     n = int(con.execute(f"SELECT count(*) FROM {new}").fetchall()[0][0])
     if n:
+        # versions first (narrow columns), while ``missing`` still selects the new records
+        con.execute(
+            f"DELETE FROM {MOJIBAKE_VERSIONS} "
+            f"WHERE record_id NOT IN (SELECT record_id FROM {table})"
+        )
+        con.execute(f"INSERT INTO {MOJIBAKE_VERSIONS} SELECT record_id, example_id FROM {new}")
         annotators.store_annotations(con, new, table, replace=False)
     return n
 
 
+def _drop_stale(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Delete the rows of a per-record cache (``record_id``, ``example_id``) whose record
+    left ``raw_scrapes`` or now has other content (a file dropped again, changed)."""
+    con.execute(
+        f"""DELETE FROM {table} c WHERE NOT EXISTS (
+                SELECT 1 FROM raw_scrapes r
+                WHERE r.record_id = c.record_id AND r.example_id = c.example_id)"""
+    )
+
+
 def _dedup_source(record_rules: Sequence[filtering.Rule]) -> str:
-    """The first record of each example that no record-scope rule rejected."""
+    """The first record (``filtering.FIRST_SEEN_ORDER``) of each example that no
+    record-scope rule rejected: a function of the raw content alone."""
     fired = " OR ".join(f"f.rule_{r.name}" for r in record_rules) or "FALSE"
     # the window runs over narrow columns; the texts are joined to the ids it keeps
     return f"""
-        SELECT r.record_id, r.prompt, r.response, e.ingested_at, r.batch, r.line_no
+        SELECT r.record_id, r.example_id, r.prompt, r.response, r.batch, r.line_no
         FROM raw_scrapes r JOIN (
-            SELECT r.record_id, b.ingested_at
-            FROM raw_scrapes r JOIN ingest_batches b USING (batch)
+            SELECT r.record_id
+            FROM raw_scrapes r
             WHERE r.record_id IN (
                 SELECT f.record_id FROM {filtering.RECORD_FLAGS} f WHERE NOT ({fired}))
             QUALIFY row_number() OVER (
-                PARTITION BY r.example_id ORDER BY b.ingested_at, r.batch, r.line_no) = 1
+                PARTITION BY r.example_id ORDER BY {filtering.FIRST_SEEN_ORDER}) = 1
         ) e ON e.record_id = r.record_id"""
 
 
 def _evaluation_texts(
     con: duckdb.DuckDBPyConnection, cfg: FilterConfig, extra: pd.DataFrame | None
 ) -> pd.DataFrame:
+    """The evaluation texts: ``extra`` and ``cfg.eval_files``, inputs of this stage only.
+
+    Not the validation split of ``verified``: it is downstream of ``filtered``, so reading
+    it made every run depend on the previous one (the first run kept what the second then
+    rejected as contaminated). ``review.build_verified`` moves train examples that overlap
+    a validation example to split ``excluded`` instead.
+    """
     frames = [extra[["eval_id", "text"]]] if extra is not None and len(extra) else []
     for path in cfg.eval_files:
         frames.append(_read_eval_file(Path(path)))
-    has_verified = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'verified'"
-    ).fetchall()[0][0]
-    if has_verified:
-        frames.append(
-            con.sql(
-                "SELECT example_id AS eval_id, prompt || ' ' || response AS text "
-                "FROM verified WHERE split = 'validation'"
-            ).df()
-        )
     if not frames:
         return pd.DataFrame({"eval_id": pd.Series(dtype=str), "text": pd.Series(dtype=str)})
     return pd.concat(frames, ignore_index=True).astype({"eval_id": str, "text": str})
@@ -278,10 +303,7 @@ def _decontaminate(
         con.execute(f"DELETE FROM {CONTAMINATION_TABLE}")
         con.execute(f"DELETE FROM {_CONTAMINATION_META}")
         con.execute(f"INSERT INTO {_CONTAMINATION_META} VALUES (?)", [digest])
-    con.execute(
-        f"DELETE FROM {CONTAMINATION_TABLE} WHERE record_id NOT IN "
-        "(SELECT record_id FROM raw_scrapes)"
-    )
+    _drop_stale(con, CONTAMINATION_TABLE)
     # rows with checked = TRUE and no eval_id mark "looked at, clean"
     unchecked = f"record_id NOT IN (SELECT record_id FROM {CONTAMINATION_TABLE})"
     n = int(con.execute(f"SELECT count(*) FROM raw_scrapes WHERE {unchecked}").fetchall()[0][0])
@@ -330,17 +352,22 @@ def _redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
             value_hash VARCHAR, redacted VARCHAR)"""
     )
     con.execute(f"CREATE TABLE IF NOT EXISTS {PII_SCANNED} (record_id VARCHAR, digest VARCHAR)")
+    # the content a scan was made of: a record dropped again with new text is scanned again
+    # (a scan without it, from before the column existed, counts as stale)
+    con.execute(f"ALTER TABLE {PII_SCANNED} ADD COLUMN IF NOT EXISTS example_id VARCHAR")
     setting = hashlib.sha256(repr((cfg.pii_kinds, cfg.pii_key)).encode()).hexdigest()[:16]
+    stale = f"""SELECT record_id FROM {PII_SCANNED} s WHERE digest <> ? OR NOT EXISTS (
+                    SELECT 1 FROM raw_scrapes r
+                    WHERE r.record_id = s.record_id AND r.example_id = s.example_id)"""
     # ``filtered`` keeps its masked rows from run to run: records masked under other
-    # settings get their original text back before they are scanned again
+    # settings (or from other content) get their original text back before a new scan
     for column in ("prompt", "response"):
         con.execute(
             f"""UPDATE {W} SET {column} = r.{column} FROM raw_scrapes r
-                WHERE {W}.record_id = r.record_id AND {W}.record_id IN (
-                    SELECT record_id FROM {PII_SCANNED} WHERE digest <> ?)""",
+                WHERE {W}.record_id = r.record_id AND {W}.record_id IN ({stale})""",
             [setting],
         )
-    con.execute(f"DELETE FROM {PII_SCANNED} WHERE digest <> ?", [setting])
+    con.execute(f"DELETE FROM {PII_SCANNED} WHERE record_id IN ({stale})", [setting])
     con.execute(
         f"""DELETE FROM {PII_TABLE} WHERE record_id NOT IN (SELECT record_id FROM {PII_SCANNED})
             OR record_id NOT IN (SELECT record_id FROM raw_scrapes)"""
@@ -350,7 +377,8 @@ def _redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
         unscanned = f"record_id NOT IN (SELECT record_id FROM {PII_SCANNED})"
         in_range = filtering.batch_range(con, unscanned, W)
         new = con.sql(
-            f"SELECT record_id, prompt, response FROM {W} WHERE {in_range} AND {unscanned}"
+            f"SELECT record_id, example_id, prompt, response FROM {W} "
+            f"WHERE {in_range} AND {unscanned}"
         ).df()
         n = len(new)
         candidates = new[
@@ -369,11 +397,15 @@ def _redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
             spans.append(found)
         rows = pd.concat(spans, ignore_index=True)
         con.register("_spans", rows)
-        con.register("_scanned", new[["record_id"]])
+        con.register("_scanned", new[["record_id", "example_id"]])
         try:
             if len(rows):
                 con.execute(f"INSERT INTO {PII_TABLE} SELECT * FROM _spans")
-            con.execute(f"INSERT INTO {PII_SCANNED} SELECT record_id, ? FROM _scanned", [setting])
+            con.execute(
+                f"INSERT INTO {PII_SCANNED} (record_id, digest, example_id) "
+                "SELECT record_id, ?, example_id FROM _scanned",
+                [setting],
+            )
         finally:
             con.unregister("_spans")
             con.unregister("_scanned")

@@ -99,6 +99,11 @@ def rules_for(
     return rules
 
 
+#: "First seen" among records of the same content: by batch (the file name), then line.
+#: Never by ``ingested_at``: re-ingesting an unchanged file gives it a new time, and the
+#: choice of the kept copy (exact and near duplicates) must depend on the content alone.
+FIRST_SEEN_ORDER = "r.batch, r.line_no, r.record_id"
+
 FILTERED_SCHEMA = """
     example_id VARCHAR PRIMARY KEY, record_id VARCHAR, batch VARCHAR, line_no BIGINT,
     source VARCHAR, prompt VARCHAR, response VARCHAR, prompt_chars INTEGER,
@@ -167,14 +172,12 @@ def run_filters(
         WITH ordered AS (
             SELECT r.*,
                    row_number() OVER (
-                       PARTITION BY r.example_id
-                       ORDER BY b.ingested_at, r.batch, r.line_no
+                       PARTITION BY r.example_id ORDER BY {FIRST_SEEN_ORDER}
                    ) AS _dup_rank,
                    first(r.record_id) OVER (
-                       PARTITION BY r.example_id
-                       ORDER BY b.ingested_at, r.batch, r.line_no
+                       PARTITION BY r.example_id ORDER BY {FIRST_SEEN_ORDER}
                    ) AS first_record_id
-            FROM raw_scrapes r LEFT JOIN ingest_batches b USING (batch)
+            FROM raw_scrapes r
         )
         SELECT record_id, example_id, batch, line_no, source,
                first_record_id{", " + columns if columns else ""}
@@ -521,7 +524,9 @@ def rule_counts(con: duckdb.DuckDBPyConnection) -> list[dict]:
 
 
 def batch_accounting(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
-    """Per batch: units read = kept + rejected + quarantined (the stage's invariant)."""
+    """Per batch: units read = kept + rejected + quarantined, and raw records = kept +
+    rejected (``unaccounted_records``: the stage's invariants; kept counts the working
+    table, held batches included)."""
     return con.sql(batch_accounting_sql())
 
 
@@ -534,6 +539,9 @@ def batch_accounting_sql() -> str:
                b.records_quarantined AS quarantined,
                b.units_read - coalesce(k.kept, 0) - coalesce(j.rejected, 0)
                    - b.records_quarantined AS unaccounted,
+               coalesce(w.raw_records, 0) AS raw_records,
+               coalesce(w.raw_records, 0) - coalesce(k.kept, 0) - coalesce(j.rejected, 0)
+                   AS unaccounted_records,
                coalesce(j.rejected, 0) / nullif(b.records_loaded, 0) AS rejection_rate,
                b.records_quarantined / nullif(b.units_read, 0) AS quarantine_rate
         FROM ingest_batches b
@@ -541,6 +549,8 @@ def batch_accounting_sql() -> str:
             USING (batch)
         LEFT JOIN (SELECT batch, count(DISTINCT record_id) AS rejected
                    FROM rejections GROUP BY batch) j USING (batch)
+        LEFT JOIN (SELECT batch, count(*) AS raw_records FROM raw_scrapes GROUP BY batch) w
+            USING (batch)
         ORDER BY b.batch
         """
 

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from curation_assets.config import Settings
 from curation_assets.core import decisions
@@ -45,7 +46,7 @@ class ReviewApp:
         self.settings = settings
         self.store = settings.decision_store
         self.tokens = ItemTokens(secret)
-        self.throttle = LoginThrottle()
+        self.throttle = LoginThrottle(self.store)
         self.labels = list(settings.labels)
         self.classification = settings.task_type == "classification" and bool(self.labels)
         self.templates = Environment(
@@ -75,13 +76,17 @@ class ReviewApp:
         return HTMLResponse(page, status_code=status_code)
 
     async def user(self, request: Request) -> dict | None:
-        """The signed-in user, looked up on every request (a removed user is signed out)."""
+        """The signed-in user, looked up on every request: the cookie's session id must be
+        a live session in the store (not signed out, expired, reset or removed)."""
         name = request.session.get("user")
         if not isinstance(name, str):
             return None
-        found = await run_in_threadpool(decisions.get_user, self.store, name)
-        if found is None:
+        found = await run_in_threadpool(
+            decisions.session_user, self.store, request.session.get("sid")
+        )
+        if found is None or found["username"] != name:
             request.session.clear()
+            return None
         return found
 
     async def posted(self, request: Request) -> tuple[dict, Any]:
@@ -145,24 +150,29 @@ class ReviewApp:
             raise HTTPException(403, "missing or wrong CSRF token: reload the page")
         name = str(form.get("username") or "").strip()
         password = str(form.get("password") or "")
-        client = f"ip:{request.client.host if request.client else '-'}"
-        if self.throttle.blocked(f"user:{name}", client):
+        client = request.client.host if request.client else "-"
+        attempt = await run_in_threadpool(self.throttle.begin, name, client)
+        if attempt is None:  # reserved atomically: concurrent guesses are counted too
             return self.render(
                 request, "login.html", 429, error="too many failed attempts: wait 5 minutes"
             )
         user = await run_in_threadpool(decisions.verify_password, self.store, name, password)
         if user is None:
-            self.throttle.failed(f"user:{name}", client)
             return self.render(request, "login.html", 401, error="wrong user name or password")
-        self.throttle.succeeded(f"user:{name}")
+        await run_in_threadpool(self.throttle.succeeded, attempt, name, client)
+        sid = await run_in_threadpool(
+            decisions.create_session, self.store, user["username"], SESSION_MAX_AGE
+        )
         request.session.clear()  # a fresh session (and CSRF token) for the signed-in user
-        request.session.update(user=user["username"], csrf=new_csrf())
+        request.session.update(user=user["username"], sid=sid, csrf=new_csrf())
         return RedirectResponse("/review?queue=coverage", status_code=303)
 
     async def logout(self, request: Request) -> Response:
         form = await request.form(max_fields=10, max_files=0)
         if not csrf_ok(request.session, form.get("csrf")):
             raise HTTPException(403, "missing or wrong CSRF token: reload the page")
+        # ended in the store: a copy of the cookie signs nobody in any more
+        await run_in_threadpool(decisions.end_session, self.store, request.session.get("sid"))
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -340,6 +350,24 @@ class ReviewApp:
         )
 
 
+class _Static(StaticFiles):
+    """Static files; a path the OS refuses (a NUL byte, a loop, too long) is a 404."""
+
+    def lookup_path(self, path: str):
+        try:
+            return super().lookup_path(path)
+        except (ValueError, OSError):
+            return "", None
+
+
+class _App(Starlette):
+    """Starlette with the security headers outside everything, the error middleware
+    included: a 500 from an unhandled exception carries them too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(
     settings: Settings | None = None, secret: str | None = None, https_only: bool = False
 ) -> Starlette:
@@ -361,10 +389,9 @@ def create_app(
         Route("/history", app.history, methods=["GET"]),
         Route("/admin", app.admin, methods=["GET"]),
         Route("/admin/users", app.add_user, methods=["POST"]),
-        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        Mount("/static", _Static(directory=HERE / "static"), name="static"),
     ]
     middleware = [
-        Middleware(SecurityHeaders),
         Middleware(
             SessionMiddleware,
             secret_key=secret,
@@ -374,7 +401,7 @@ def create_app(
             https_only=https_only,
         ),
     ]
-    return Starlette(
+    return _App(
         routes=routes,
         middleware=middleware,
         exception_handlers={HTTPException: app.error},

@@ -3,13 +3,13 @@
 import hmac
 import os
 import secrets
-import threading
 import time
-from collections import defaultdict, deque
 from pathlib import Path
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from curation_assets.core import decisions
 
 SECRET_ENV = "CURATION_REVIEW_SECRET"
 SECRET_FILE = "review_app.secret"
@@ -31,24 +31,13 @@ HEADERS = [
 
 
 def load_secret(store: Path) -> str:
-    """``CURATION_REVIEW_SECRET``, else a random secret kept in a 0600 file next to the store."""
+    """``CURATION_REVIEW_SECRET``, else a random secret kept in a 0600 file next to the
+    store (created atomically: concurrent workers all get the same one)."""
     if os.environ.get(SECRET_ENV):
         return os.environ[SECRET_ENV]
-    path = store.parent / SECRET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another process may be writing it right now
-            value = path.read_text().strip()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise RuntimeError(f"{path} is empty: delete it to make a new secret") from None
-    value = secrets.token_urlsafe(48)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
-    return value
+    return decisions.private_secret_file(
+        store.parent / SECRET_FILE, lambda: secrets.token_urlsafe(48)
+    )
 
 
 def new_csrf() -> str:
@@ -92,32 +81,34 @@ class ItemTokens:
 
 
 class LoginThrottle:
-    """At most ``limit`` failed sign-ins per user name (and per client) in ``window`` s."""
+    """At most ``per_user`` password checks per user name, and ``per_client`` per client
+    address, in ``window`` seconds, counting failed and in-progress attempts.
 
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
-        self.limit, self.window = limit, window
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+    Kept in the decision store: reserving an attempt is one transaction, so concurrent
+    requests, threads and worker processes share the count and none slips through. The
+    per-client limit is higher, so that one person guessing behind a shared proxy locks
+    out the accounts they guess, not everyone behind it. A success clears the account's
+    failures and gives back its own reservation, never the client's other failures.
+    """
 
-    def _recent(self, key: str) -> deque[float]:
-        entries = self._failures[key]
-        while entries and entries[0] < time.monotonic() - self.window:
-            entries.popleft()
-        return entries
+    def __init__(
+        self, store: Path, per_user: int = 5, per_client: int = 30, window: float = 300.0
+    ) -> None:
+        self.store, self.window = store, window
+        self.per_user, self.per_client = per_user, per_client
 
-    def blocked(self, *keys: str) -> bool:
-        with self._lock:
-            return any(len(self._recent(k)) >= self.limit for k in keys)
+    @staticmethod
+    def _keys(username: str, client: str) -> tuple[str, str]:
+        return f"user:{username[:100]}", f"ip:{client}"
 
-    def failed(self, *keys: str) -> None:
-        with self._lock:
-            for key in keys:
-                self._recent(key).append(time.monotonic())
+    def begin(self, username: str, client: str) -> str | None:
+        """An attempt id to check one password under, or None: too many attempts."""
+        user_key, client_key = self._keys(username, client)
+        limits = {user_key: self.per_user, client_key: self.per_client}
+        return decisions.begin_login_attempt(self.store, limits, self.window)
 
-    def succeeded(self, *keys: str) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+    def succeeded(self, attempt: str, username: str, client: str) -> None:
+        decisions.end_login_attempt(self.store, attempt, clear=self._keys(username, client)[:1])
 
 
 class SecurityHeaders:

@@ -10,7 +10,7 @@ from dagster_duckdb import DuckDBResource
 from curation_assets.checks import audit_result, audit_spec, snapshot_dir
 from curation_assets.conditions import ON_NEW_DATA
 from curation_assets.config import Settings
-from curation_assets.core import filter_stage, filtering, overrides, publish, warehouse
+from curation_assets.core import decisions, filter_stage, filtering, overrides, publish, warehouse
 from curation_assets.core.expectations import Validation, expect, run_validations
 from curation_assets.metadata import md_table
 from curation_assets.resources import DUCKDB_POOL, SettingsParam
@@ -50,12 +50,7 @@ def _pii_key(settings: Settings) -> bytes:
     if os.environ.get("CURATION_PII_KEY"):
         return os.environ["CURATION_PII_KEY"].encode()
     path = settings.data_dir / ".pii_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    return decisions.private_secret_file(path, lambda: secrets.token_hex(32)).encode()
 
 
 HELD_CHECK = dg.AssetCheckSpec(
@@ -108,6 +103,12 @@ HELD_CHECK = dg.AssetCheckSpec(
             "their bounds, no single rule dropping more of a batch than its bound. A batch "
             "over a bound is held back alone (see `held_batches`).",
         ),
+        audit_spec(
+            "rejections",
+            "Audit before publishing: every row names a record of `raw_scrapes`, a known rule "
+            "and a non-empty reason, once per (record, rule); no record is both kept and "
+            "rejected; per batch, raw records = kept (held batches included) + rejected.",
+        ),
         HELD_CHECK,
     ],
     pool=DUCKDB_POOL,
@@ -129,6 +130,9 @@ def filter_raw_scrapes(
             filtering.publish_filtered(con)  # staged inside the transaction
             skip = [h["batch"] for h in holds] + [a["batch"] for a in accepted]
             audit = run_validations(con, filtered_expectations(settings, skip))
+            rejections_audit = run_validations(
+                con, rejections_expectations([r.name for r in rule_set])
+            )
             per_rule = filtering.rule_counts(con)
             accounting = filtering.batch_accounting(con).df().to_dict("records")
             kept = warehouse.count(con, "filtered")
@@ -148,7 +152,10 @@ def filter_raw_scrapes(
                 "SELECT batch, rule, rejected, records, drop_rate, bound "
                 f"FROM ({_rates_sql(settings)}) ORDER BY drop_rate DESC",
             )
-            outcome = publish.finish(con, audit.success, ["filtered"])
+            # both tables come from one transaction: either failing keeps both unpublished
+            outcome = publish.finish(
+                con, audit.success and rejections_audit.success, ["filtered", "rejections"]
+            )
         if outcome.published:
             out = snapshot_dir(settings)
             for table in ("filtered", "rejections", publish.HELD_TABLE):
@@ -166,6 +173,7 @@ def filter_raw_scrapes(
             "accepted_by_override": md_table(accepted, "(none)"),
         },
     )
+    rejections_check = audit_result("rejections", rejections_audit, outcome)
     held_check = dg.AssetCheckResult(
         asset_key="filtered",
         check_name="held_batches",
@@ -184,6 +192,7 @@ def filter_raw_scrapes(
     )
     if not outcome.published:
         yield check
+        yield rejections_check
         yield held_check
         return
     counts = {c["rule"]: c["records"] for c in per_rule}
@@ -224,6 +233,7 @@ def filter_raw_scrapes(
         },
     )
     yield check
+    yield rejections_check
     yield held_check
 
 
@@ -327,6 +337,45 @@ def filtered_expectations(settings: Settings, skip: list[str] = ()) -> list[Vali
 
 
 _ACCOUNTING_SQL = filtering.batch_accounting_sql()
+
+
+def rejections_expectations(rule_names: list[str]) -> list[Validation]:
+    """What ``rejections`` must satisfy (blocking: a failure means the stage lost, invented
+    or double-counted records, whatever the batch)."""
+    rows = f"""
+        SELECT j.record_id, j.rule, j.reason,
+               r.record_id IS NOT NULL AS in_raw_scrapes,
+               j.record_id IN (SELECT record_id FROM {filtering.WORKING_TABLE}) AS also_kept
+        FROM rejections j LEFT JOIN raw_scrapes r USING (record_id)"""
+    return [
+        Validation(
+            "rejection_rows",
+            rows,
+            [
+                expect("ExpectColumnValuesToNotBeNull", column="record_id"),
+                expect("ExpectColumnValuesToNotBeNull", column="rule"),
+                expect("ExpectColumnValuesToNotBeNull", column="reason"),
+                expect("ExpectColumnValueLengthsToBeBetween", column="reason", min_value=1),
+                expect("ExpectColumnValuesToBeInSet", column="rule", value_set=list(rule_names)),
+                expect("ExpectCompoundColumnsToBeUnique", column_list=["record_id", "rule"]),
+                expect("ExpectColumnValuesToBeInSet", column="in_raw_scrapes", value_set=[True]),
+                expect("ExpectColumnValuesToBeInSet", column="also_kept", value_set=[False]),
+            ],
+        ),
+        # every batch, held ones included (their kept rows stay in the working table)
+        Validation(
+            "record_accounting",
+            f"SELECT batch, unaccounted_records FROM ({_ACCOUNTING_SQL})",
+            [
+                expect(
+                    "ExpectColumnValuesToBeBetween",
+                    column="unaccounted_records",
+                    min_value=0,
+                    max_value=0,
+                )
+            ],
+        ),
+    ]
 
 
 def _rates_sql(settings: Settings) -> str:

@@ -1,9 +1,11 @@
 """Stage 1, ingest: each file dropped in the inbox is a partition of ``raw_scrapes``."""
 
 import json
+import os
 from datetime import UTC, datetime
 
 import dagster as dg
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from curation_assets.checks import audit_result, audit_spec, snapshot_dir
@@ -35,9 +37,11 @@ inbox_files = dg.DynamicPartitionsDefinition(name="inbox_files")
         dg.AssetSpec(
             "quarantine",
             description=(
-                "Lines and files that could not become records (malformed JSON, wrong "
-                "encoding, missing fields, empty or oversized records, unreadable files), "
-                "each with file, line and reason. Nothing is dropped silently."
+                "Lines and files that could not become records (malformed JSON or CSV, "
+                "wrong encoding, missing fields, empty or oversized records, unreadable "
+                "files) and inbox entries that are refused (hidden names, folders, links "
+                "out of the inbox, special files), each with file, line and reason. "
+                "Nothing is dropped silently."
             ),
             group_name=GROUP,
             kinds={"duckdb", "table"},
@@ -52,7 +56,13 @@ inbox_files = dg.DynamicPartitionsDefinition(name="inbox_files")
             "Audit of this batch before it is published (Great Expectations): ids present "
             "and unique, prompt/response present, stored rows match the batch's accounting, "
             "quarantine rate within the bound. A failing batch is held back alone.",
-        )
+        ),
+        audit_spec(
+            "quarantine",
+            "Audit of this batch's quarantine rows: batch, file and a reason on every row, "
+            "a line number on every row but a whole-file refusal, and every unit of the "
+            "file accounted for (units read = records + quarantined, as stored).",
+        ),
     ],
     partitions_def=inbox_files,
     pool=DUCKDB_POOL,
@@ -62,20 +72,29 @@ def ingest_inbox_file(
 ):
     """Read one inbox file into ``raw_scrapes`` and ``quarantine``."""
     path = settings.inbox / context.partition_key
-    if not path.exists():
+    if not os.path.lexists(path):  # lexists: a dangling link is refused, not "gone"
         raise dg.Failure(
             f"inbox file {path} is gone: partition {context.partition_key!r} cannot be "
             "re-ingested; put the file back or delete the partition"
         )
-    result = ingest.read_file(path, settings.column_mapping, settings.max_record_bytes)
     batch = context.partition_key
     in_batch = f"batch = '{_sql_str(batch)}'"
     with duckdb.get_connection() as con:
         warehouse.ensure_tables(con)
         publish.ensure_held_table(con)
+        result = _unchanged(con, settings, path, batch)
+        unchanged = result is not None
+        if result is None:
+            result = ingest.read_file(
+                path, settings.column_mapping, settings.max_record_bytes, settings.inbox
+            )
         with publish.transaction(con):
-            ingest.store_batch(con, result, datetime.now(UTC).replace(tzinfo=None), atomic=False)
+            if not unchanged:
+                ingest.store_batch(
+                    con, result, datetime.now(UTC).replace(tzinfo=None), atomic=False
+                )
             audit = run_validations(con, raw_scrapes_expectations(settings, batch))
+            quarantine_audit = run_validations(con, quarantine_expectations(batch))
             override = None
             if not audit.success:
                 override = overrides.accepted(
@@ -91,11 +110,13 @@ def ingest_inbox_file(
                 f"SELECT record_id, example_id, prompt, response, source FROM raw_scrapes "
                 f"WHERE {in_batch} ORDER BY line_no",
             )
-            ok = audit.success or override is not None
+            ok = (audit.success or override is not None) and quarantine_audit.success
             if ok:
                 publish.set_hold(con, "raw_scrapes", batch, None)
             outcome = publish.finish(con, ok, ["raw_scrapes", "quarantine"], where=in_batch)
         if not ok:
+            failed = [("raw_scrapes", audit)] if not audit.success else []
+            failed += [("quarantine", quarantine_audit)] if not quarantine_audit.success else []
             publish.set_hold(
                 con,
                 "raw_scrapes",
@@ -103,19 +124,25 @@ def ingest_inbox_file(
                 {
                     "sha256": result.sha256,
                     "records": len(result.records),
-                    "reason": "raw_scrapes:expectations failed: " + _failures(audit),
+                    "reason": "; ".join(
+                        f"{name}:expectations failed: {_failures(a)}" for name, a in failed
+                    )[:2000],
                     "staged_table": publish.staged_name("raw_scrapes"),
                 },
             )
-        _snapshot_batch(con, settings, batch, published=outcome.published)
+        if not unchanged or not outcome.published:
+            _snapshot_batch(con, settings, batch, published=outcome.published)
     loaded, quarantined = len(result.records), len(result.quarantine)
     context.log.info(
         f"{path.name}: {result.units_read} read = {loaded} records + {quarantined} quarantined"
+        + (" (unchanged since the last ingest: rows kept)" if unchanged else "")
         + ("" if outcome.published else "; audit failed, batch held back (not published)")
     )
     check = audit_result("raw_scrapes", audit, outcome, override=override)
+    quarantine_check = audit_result("quarantine", quarantine_audit, outcome)
     if not outcome.published:
         yield check  # a failed blocking check: the step fails, nothing downstream runs
+        yield quarantine_check
         return
     yield dg.MaterializeResult(
         asset_key="raw_scrapes",
@@ -125,6 +152,7 @@ def ingest_inbox_file(
             "records_loaded": loaded,
             "records_quarantined": quarantined,
             "file_format": result.file_format,
+            "unchanged": unchanged,
             "sha256": result.sha256,
             "source_file": dg.MetadataValue.path(str(path)),
             "preview": md_table(sample),
@@ -140,6 +168,71 @@ def ingest_inbox_file(
         },
     )
     yield check
+    yield quarantine_check
+
+
+def _unchanged(con, settings: Settings, path, batch: str) -> ingest.IngestResult | None:
+    """The stored batch when the entry and the reading settings are what it was read
+    with and it is not held back: re-ingesting would rewrite the same rows (only
+    ``ingested_at`` would move), so the rows are kept. None when it must be read."""
+    sha = ingest.fingerprint(path, settings.inbox)
+    key = ingest.read_key(sha, settings.column_mapping, settings.max_record_bytes)
+    row = con.execute(
+        "SELECT file_format, units_read, records_loaded, records_quarantined, source_file "
+        "FROM ingest_batches WHERE batch = ? AND read_key = ?",
+        [batch, key],
+    ).fetchall()
+    if not row or any(h["batch"] == batch for h in publish.held(con, "raw_scrapes")):
+        return None
+    fmt, units, loaded, quarantined, source_file = row[0]
+    return ingest.IngestResult(  # row counts only: the rows stay where they are
+        records=pd.DataFrame(index=range(loaded)),
+        quarantine=pd.DataFrame(index=range(quarantined)),
+        file_format=fmt,
+        sha256=sha,
+        units_read=units,
+        batch=batch,
+        source_file=source_file,
+        read_key=key,
+    )
+
+
+def quarantine_expectations(batch: str | None = None) -> list[Validation]:
+    """What the quarantine rows of a batch (``None``: of every batch) must satisfy."""
+    where = f"WHERE b.batch = '{_sql_str(batch)}'" if batch is not None else ""
+    return [
+        Validation(
+            "quarantine_rows",
+            f"""SELECT q.batch, q.source_file, q.reason,
+                      q.line_no IS NOT NULL OR b.units_read = 1 AS located
+               FROM quarantine q JOIN ingest_batches b USING (batch) {where}""",
+            [
+                expect("ExpectColumnValuesToNotBeNull", column="batch"),
+                expect("ExpectColumnValuesToNotBeNull", column="source_file"),
+                expect("ExpectColumnValuesToNotBeNull", column="reason"),
+                expect("ExpectColumnValueLengthsToBeBetween", column="reason", min_value=3),
+                expect("ExpectColumnValuesToBeInSet", column="located", value_set=[True]),
+            ],
+        ),
+        Validation(
+            "unit_accounting",
+            f"""SELECT b.batch, b.units_read,
+                      b.records_loaded + b.records_quarantined AS accounted,
+                      b.records_quarantined,
+                      (SELECT count(*) FROM quarantine q WHERE q.batch = b.batch) AS stored
+               FROM ingest_batches b {where}""",
+            [
+                expect(
+                    "ExpectColumnPairValuesToBeEqual", column_A="units_read", column_B="accounted"
+                ),
+                expect(
+                    "ExpectColumnPairValuesToBeEqual",
+                    column_A="records_quarantined",
+                    column_B="stored",
+                ),
+            ],
+        ),
+    ]
 
 
 def _failures(audit) -> str:
@@ -188,7 +281,10 @@ def raw_scrapes_expectations(settings: Settings, batch: str | None = None) -> li
             "batch_accounting",
             f"""SELECT b.batch, b.units_read, b.records_loaded, b.records_quarantined,
                       (SELECT count(*) FROM raw_scrapes r WHERE r.batch = b.batch) AS stored,
-                      b.records_quarantined / greatest(b.units_read, 1) AS quarantine_rate
+                      -- a refused entry (hidden, link, folder) is recorded, not a bad batch
+                      CASE WHEN b.file_format = 'refused' THEN 0
+                           ELSE b.records_quarantined / greatest(b.units_read, 1)
+                      END AS quarantine_rate
                FROM ingest_batches b {where}""",
             [
                 expect(
@@ -236,7 +332,7 @@ def inbox_requests(
         key = ingest.batch_key(path)
         if key in known and not track_changes:
             continue
-        digest = ingest.fingerprint(path)
+        digest = ingest.fingerprint(path, settings.inbox)
         if key in known and seen.setdefault(key, digest) == digest:
             continue  # already ingested with this content (or first time this sensor sees it)
         seen[key] = digest

@@ -10,11 +10,16 @@ from collections.abc import Iterator
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from curation_assets.checks import audit_and_publish, audit_result, audit_spec
+from curation_assets.checks import (
+    audit_and_publish,
+    audit_result,
+    audit_spec,
+    suite_result_to_check,
+)
 from curation_assets.conditions import ON_NEW_PASSING_INPUTS
 from curation_assets.config import Settings
 from curation_assets.core import agreement, decisions, publish, review, warehouse
-from curation_assets.core.expectations import Validation, expect
+from curation_assets.core.expectations import Validation, expect, run_validations
 from curation_assets.gate import require_upstream_checks_passed
 from curation_assets.metadata import md_table
 from curation_assets.resources import DUCKDB_POOL, SettingsParam
@@ -402,6 +407,120 @@ def recorded_decisions_marker(instance: dg.DagsterInstance) -> str | None:
         return None
     value = records[0].asset_materialization.metadata.get("marker")
     return value.value if value is not None else None
+
+
+INTEGRITY = dg.AssetCheckKey(dg.AssetKey("review_decisions"), "integrity")
+
+
+@dg.asset_check(
+    asset="review_decisions",
+    name="integrity",
+    blocking=False,  # the store is written outside Dagster: this reports, never gates
+    description=(
+        "The decision store is well formed and append-only: known decisions and roles, "
+        "example ids and reviewers present, edits carry an allowed label "
+        "(classification), every row still matches the content hash stored when it was "
+        "inserted, decision ids have no gaps, and the rows seen by the previous "
+        "evaluation are unchanged (chained digest in this check's metadata)."
+    ),
+)
+def review_decisions_check(
+    context: dg.AssetCheckExecutionContext, settings: SettingsParam
+) -> dg.AssetCheckResult:
+    previous = _previous_audit(context)
+    trail = decisions.audit_trail(settings.decision_store, previous)
+    con = trail.connection()
+    try:
+        result = run_validations(con, review_decisions_expectations(settings))
+    finally:
+        con.close()
+    check = suite_result_to_check(result)
+    return dg.AssetCheckResult(
+        passed=check.passed,
+        severity=check.severity,
+        metadata={
+            **check.metadata,
+            "decisions": trail.count,
+            "digest": trail.digest,
+            "compared_with_decisions": previous[0] if previous else 0,
+            "store": dg.MetadataValue.path(str(settings.decision_store)),
+        },
+    )
+
+
+def _previous_audit(context: dg.AssetCheckExecutionContext) -> tuple[int, str] | None:
+    """(decisions, digest) of the latest completed evaluation of this check in an
+    earlier run (the event log is outside the store, so a forger cannot rewrite both)."""
+    history = context.instance.event_log_storage.get_asset_check_execution_history(
+        INTEGRITY, limit=5
+    )
+    for record in history:
+        evaluation = record.evaluation
+        if record.run_id == context.run.run_id or not isinstance(
+            evaluation, dg.AssetCheckEvaluation
+        ):
+            continue  # this run's own planned evaluation, or one that never completed
+        if "decisions" in evaluation.metadata and "digest" in evaluation.metadata:
+            found = evaluation.metadata
+            return int(found["decisions"].value), str(found["digest"].value)
+    return None
+
+
+def review_decisions_expectations(settings: Settings) -> list[Validation]:
+    """GX validations of ``decisions.audit_trail``: rows, edits' labels, integrity."""
+    zero = {"min_value": 0, "max_value": 0}
+    validations = [
+        Validation(
+            "decisions",
+            "SELECT * FROM decisions",
+            [
+                expect("ExpectColumnValuesToNotBeNull", column="example_id"),
+                expect("ExpectColumnValueLengthsToBeBetween", column="example_id", min_value=1),
+                expect("ExpectColumnValuesToNotBeNull", column="reviewer"),
+                expect("ExpectColumnValuesToNotBeNull", column="role"),
+                expect(
+                    "ExpectColumnValuesToBeInSet", column="role", value_set=list(decisions.ROLES)
+                ),
+                expect(
+                    "ExpectColumnValuesToBeInSet",
+                    column="decision",
+                    value_set=list(decisions.DECISIONS),
+                ),
+                expect("ExpectColumnValuesToBeInSet", column="fingerprint_ok", value_set=[True]),
+                expect("ExpectColumnValuesToBeUnique", column="decision_id"),
+            ],
+        ),
+        Validation(
+            "edits",
+            "SELECT corrected_response FROM decisions WHERE decision = 'edit'",
+            [expect("ExpectColumnValuesToNotBeNull", column="corrected_response")]
+            + (
+                [
+                    expect(
+                        "ExpectColumnValuesToBeInSet",
+                        column="corrected_response",
+                        value_set=list(settings.labels),
+                    )
+                ]
+                if settings.task_type == "classification" and settings.labels
+                else []
+            ),
+        ),
+        Validation(
+            "append_only",
+            "SELECT * FROM integrity",
+            [
+                expect("ExpectColumnValuesToBeBetween", column=column, **zero)
+                for column in (
+                    "fingerprint_mismatches",
+                    "missing_ids",
+                    "deleted_newest",
+                    "rewritten_since_last_audit",
+                )
+            ],
+        ),
+    ]
+    return validations
 
 
 def review_queue_expectations(settings: Settings) -> list[Validation]:
