@@ -373,6 +373,7 @@ def dedup_new_records(
     text_sql: str = TEXT_SQL,
     config: MinHashConfig | None = None,
     atomic: bool = True,
+    versions: str | None = None,
 ) -> DedupResult:
     """Sketch the records of ``source`` not yet indexed, match them, extend the index.
 
@@ -383,7 +384,8 @@ def dedup_new_records(
     numbers after every indexed one, in ``order_by`` order. Appends the new
     non-representatives to ``near_duplicates``; rows of earlier calls are left alone.
     The writes go in one transaction (``atomic``); pass ``atomic=False`` when the caller
-    already holds a transaction open on ``con``.
+    already holds a transaction open on ``con``. ``versions``: a table of ``record_id``,
+    ``grp``, ``version`` stored with each new record (see :func:`sync_records`).
     """
     config = config or MinHashConfig()
     result, clock = DedupResult(), _Clock()
@@ -423,7 +425,7 @@ def dedup_new_records(
     frame = _near_duplicate_rows(seqs[dup], cluster[dup], edges, edge_sim, store)
     result.new_near_duplicates = len(frame)
     n_shingles = np.diff(new_offsets)[row_of]
-    _store(con, new_ids, seqs, cluster, n_shingles, buckets, frame, config, atomic)
+    _store(con, new_ids, seqs, cluster, n_shingles, buckets, frame, config, atomic, versions)
     clock.lap("store")
     result.indexed_records = _count(con, DOCS)
     result.seconds = clock.laps
@@ -484,11 +486,13 @@ def sync_records(
             for table in (OUTPUT, INDEX, DOCS):
                 con.execute(f"DELETE FROM {table} WHERE seq >= ?", [int(cut)])
         result = dedup_new_records(
-            con, source, order_by=order_by, text_sql=text_sql, config=config, atomic=atomic
-        )
-        con.execute(
-            f"""UPDATE {DOCS} SET grp = s.grp, version = s.version FROM _mh_src s
-                WHERE {DOCS}.record_id = s.record_id AND {DOCS}.grp IS NULL"""
+            con,
+            source,
+            order_by=order_by,
+            text_sql=text_sql,
+            config=config,
+            atomic=atomic,
+            versions="_mh_src",
         )
     finally:
         con.execute("DROP TABLE IF EXISTS temp._mh_src")
@@ -893,8 +897,10 @@ def _store(
     near_dups: pa.Table,
     config: MinHashConfig,
     atomic: bool,
+    versions: str | None = None,
 ) -> None:
-    """Append the new records, their buckets and their near-duplicate rows (one transaction)."""
+    """Append the new records (with their group and version from ``versions``), their
+    buckets and their near-duplicate rows (one transaction)."""
     docs = pa.table(
         {
             "seq": seqs,
@@ -924,10 +930,17 @@ def _store(
                     "pass atomic=False and commit the index writes yourself"
                 ) from error
         try:
-            con.execute(
-                f"INSERT INTO {DOCS} (seq, record_id, cluster_id, n_shingles) "
-                "SELECT seq, record_id, cluster_id, n_shingles FROM _mh_docs"
-            )
+            if versions is None:
+                con.execute(
+                    f"INSERT INTO {DOCS} (seq, record_id, cluster_id, n_shingles) "
+                    "SELECT seq, record_id, cluster_id, n_shingles FROM _mh_docs"
+                )
+            else:
+                con.execute(
+                    f"INSERT INTO {DOCS} (seq, record_id, cluster_id, n_shingles, grp, version) "
+                    "SELECT d.seq, d.record_id, d.cluster_id, d.n_shingles, v.grp, v.version "
+                    f"FROM _mh_docs d LEFT JOIN {versions} v ON v.record_id = d.record_id"
+                )
             con.execute(f"INSERT INTO {INDEX} SELECT * FROM _mh_index")
             if near_dups.num_rows:
                 con.execute(f"INSERT INTO {OUTPUT} SELECT * FROM _mh_out")
