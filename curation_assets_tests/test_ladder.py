@@ -187,8 +187,11 @@ def test_quality_ladder_asset_writes_its_table_and_passes_its_check(
     )
     assert result.success
     meta = result.asset_materializations_for_node("quality_ladder")[0].metadata
-    assert "| verified |" in meta["ladder"].value
-    assert meta["plot"].value.startswith("![quality ladder](data:image/png;base64,")
+    rungs = {r.data["dataset"]: r.data for r in meta["ladder"].value.records}
+    assert "verified" in rungs and rungs["verified"]["examples"] > 0
+    plot = Path(meta["plot"].value)
+    assert plot.parent == settings.data_dir / "reports"
+    assert plot.read_bytes().startswith(b"\x89PNG")
     (check,) = result.get_asset_check_evaluations()
     assert check.passed, check.metadata
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:

@@ -264,6 +264,69 @@ def test_queue_rules_for_reviewers_and_experts(tmp_path, users_store):
     assert 'id="queue-done"' in cy.get("/review").text
 
 
+def _reasons(html: str) -> dict[str, int]:
+    assert 'id="queue-done"' in html
+    rows = re.findall(r'<tr[^>]*data-reason="(\w+)"><td class="num">(\d+)</td>', html)
+    return {reason: int(n) for reason, n in rows}
+
+
+def test_nothing_left_page_says_why_by_reason(tmp_path, users_store):
+    """Issue #14: counts by reason, adding up to the queue, instead of "0 decided by you,
+    N items in the queue"; a disagreement waits for an expert; skips are still offered."""
+    items = pd.concat([_items(4), _items(2, "suspect")], ignore_index=True)
+    settings = _world(tmp_path, items, users_store, reviews_required=2)
+    ann, bob, cy = (_client(settings, n) for n in ("ann", "bob", "cy"))
+    expert = _client(settings, "dr_chen")
+    # c000: ann and bob agree; c001: they disagree; c002: expert only; c003: ann only
+    _decide(ann, "accept")
+    _decide(bob, "accept")
+    _decide(ann, "reject")
+    _decide(bob, "accept")
+    skipped, _ = _decide(expert, "skip")  # still offered, after the rest
+    assert skipped == "c000"
+    with decisions.connect(settings.decision_store) as con:
+        for eid, who, role in (("c002", "dr_chen", "expert"), ("c003", "ann", "reviewer")):
+            raw = {
+                "example_id": eid,
+                "reviewer": who,
+                "role": role,
+                "decision": "accept",
+                "decided_at": "2026-11-20T10:00:00+00:00",
+            }
+            decisions.record(con, raw)
+    assert _decide(cy, "accept")[0] == "c003"  # its second review; nothing else for cy
+    page = cy.get("/review").text
+    why = _reasons(page)
+    assert why == {
+        "decided_by_you": 1,
+        "decided_by_expert": 1,
+        "waiting_for_expert": 1,
+        "reviewed_by_others": 1,
+        "total": 4,
+    }
+    assert "waiting for an expert" in page and "2 reviews per item" in page
+    assert "The suspect queue has 2 items for you." in page
+    # the expert is still offered c001, c003 and the skipped c000 (last)
+    assert _fields(expert.get("/review").text)["example_id"] == "c001"
+    from curation_assets.review_app import store
+
+    counts = store.standing(
+        settings.decision_store, {"username": "dr_chen", "role": "expert"}, "coverage", 2
+    )
+    assert counts["open"] == 3 and counts["skipped"] == 1 and counts["decided_by_you"] == 1
+    assert counts["total"] == 4 == sum(counts[r] for r in store.STANDING)
+    left = store.progress(
+        settings.decision_store, {"username": "dr_chen", "role": "expert"}, "coverage", 2
+    )["left"]
+    assert left == counts["open"]
+
+
+def test_nothing_left_page_before_any_queue_is_published(tmp_path, users_store):
+    settings = _world(tmp_path, _items(0), users_store)
+    page = _client(settings, "ann").get("/review").text
+    assert 'id="queue-empty"' in page and "No coverage queue has been published yet" in page
+
+
 def _bulk_ids(client, n: int = 10) -> list[str]:
     page = client.get(f"/bulk?queue=coverage&n={n}").text
     return re.findall(r'name="example_id" value="([^"]+)"', page)

@@ -38,9 +38,14 @@ CHROMIUM_ARGS = [
 
 
 def _chromium() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    names = ("chromium", "chromium-browser", "google-chrome")
+    path = os.environ.get("CHROMIUM_PATH") or next(filter(None, map(shutil.which, names)), None)
     if not path:
-        pytest.skip("no chromium found (set CHROMIUM_PATH)")
+        pytest.skip(
+            "no Chromium found: install one (Debian/Ubuntu: sudo apt-get install chromium; or "
+            ".venv/bin/playwright install chromium) or set CHROMIUM_PATH to a Chromium or "
+            "Chrome binary"
+        )
     pytest.importorskip("playwright.sync_api")
     return path
 

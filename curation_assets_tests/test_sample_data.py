@@ -66,6 +66,32 @@ def test_sample_decisions_import_cleanly_and_match_the_manifest(tmp_path):
     assert dropped and not {d["example_id"] for d in made} & dropped
 
 
+def test_sample_decisions_leave_work_for_a_new_reviewer_and_a_new_expert():
+    """The demo leaves a documented handful of each queue open (issue #14): nobody decided
+    the undecided ones, one reviewer and no expert the awaiting ones, and the names the
+    README has a user create made no bundled decision."""
+    made = _decisions()
+    left = MANIFEST["decisions"]["left_open"]
+    by_example: dict[str, list[dict]] = {}
+    for d in made:
+        by_example.setdefault(d["example_id"], []).append(d)
+    for key in ("coverage_undecided", "suspect_undecided"):
+        assert 10 <= len(left[key]) <= 20, key
+        assert not {item["example_id"] for item in left[key]} & set(by_example), key
+    for item in left["coverage_awaiting_expert"]:
+        votes = by_example[item["example_id"]]
+        assert {(d["role"], d["reviewer"]) for d in votes} == {("reviewer", item["reviewer"])}
+    # a new user gets to edit and reject too, not only accept
+    words = {item["right_decision"] for item in left["coverage_undecided"]}
+    assert words == {"accept", "edit", "reject"}
+    assert not {d["reviewer"] for d in made} & {"carol", "dr_chen"}
+    offered = MANIFEST["expected_pipeline"]["review_app_for_new_users"]
+    for who, role in (("new_reviewer", "reviewer"), ("new_expert", "expert")):
+        for queue, counts in offered[who].items():
+            assert counts["open"] > 0, (role, queue)
+            assert counts["total"] == MANIFEST["review_queues"][queue]["examples"]
+
+
 @pytest.mark.slow
 def test_sample_data_matches_what_the_pipeline_computes(tmp_path):
     """Ingest, filter, queue, review and verify the sample with default settings."""
@@ -100,7 +126,12 @@ def test_sample_data_matches_what_the_pipeline_computes(tmp_path):
         ).fetchall()
     }
     expert = {d["example_id"] for d in _decisions() if d["role"] == "expert"}
-    assert len(coverage) == queues["coverage"]["examples"] and coverage <= expert
+    left = MANIFEST["decisions"]["left_open"]
+    held = {
+        i["example_id"] for k in ("coverage_undecided", "coverage_awaiting_expert") for i in left[k]
+    }
+    assert len(coverage) == queues["coverage"]["examples"]
+    assert coverage - held <= expert and not held & expert and held <= coverage
     assert scalar("SELECT count(*) FROM verified") == expected["verified"]
     assert scalar("SELECT count(*) FROM verified WHERE edited") == expected["verified_corrected"]
     assert timing == expected["expert_time"]
@@ -120,3 +151,14 @@ def test_sample_data_matches_what_the_pipeline_computes(tmp_path):
         ).fetchall()
     )
     assert by_status == expected["review_queue"]
+    # what the review app offers a new reviewer and a new expert on the published queue
+    from curation_assets.review_app import store as app_store
+
+    decisions.publish_queue(settings.decision_store, review.queue_for_app(con))
+    for who, role in (("new_reviewer", "reviewer"), ("new_expert", "expert")):
+        for queue in decisions.QUEUES:
+            user = {"username": who, "role": role}
+            counts = app_store.standing(
+                settings.decision_store, user, queue, settings.reviews_required
+            )
+            assert counts == expected["review_app_for_new_users"][who][queue], (who, queue)

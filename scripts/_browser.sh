@@ -1,14 +1,36 @@
-# Sourced by scripts/test: the review app's browser tests drive Debian's Chromium through
-# Playwright (no browser download). Installs it once where apt-get can (root, Debian).
-if [[ -z "${CHROMIUM_PATH:-}" ]]; then
-  CHROMIUM_PATH="$(command -v chromium || command -v chromium-browser || true)"
-  if [[ -z "$CHROMIUM_PATH" && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-    echo "installing Debian's chromium for the browser tests (first run only)..." >&2
-    (apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null 2>&1 \
-           && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }) \
-      || echo "could not install chromium: browser tests will be skipped" >&2
-    CHROMIUM_PATH="$(command -v chromium || true)"
+# Sourced by scripts/test: the review app's browser tests drive a Chromium through Playwright.
+# This only looks for one (it installs nothing); without one the browser tests are skipped.
+# Looked for, in order: CHROMIUM_PATH, chromium, chromium-browser, google-chrome(-stable),
+# then a Chromium that `playwright install chromium` put in Playwright's cache.
+_find_chromium() {
+  local c
+  for c in chromium chromium-browser google-chrome google-chrome-stable; do
+    command -v "$c" 2>/dev/null && return 0
+  done
+  local cache="${PLAYWRIGHT_BROWSERS_PATH:-}"
+  if [[ -z "$cache" || "$cache" == 0 ]]; then
+    cache="$HOME/.cache/ms-playwright"
+    [[ "$(uname -s)" == Darwin ]] && cache="$HOME/Library/Caches/ms-playwright"
   fi
+  # Newest revision first.
+  compgen -G "$cache/chromium-*/chrome-linux*/chrome" \
+    || compgen -G "$cache/chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium" \
+    || compgen -G "$cache/chromium_headless_shell-*/chrome-*linux*/*headless*shell" \
+    || return 1
+}
+if [[ -n "${CHROMIUM_PATH:-}" && ! -x "$CHROMIUM_PATH" ]]; then
+  echo "CHROMIUM_PATH=$CHROMIUM_PATH is not an executable file" >&2
+  CHROMIUM_PATH=""
 fi
-export CHROMIUM_PATH
+if [[ -z "${CHROMIUM_PATH:-}" ]]; then
+  CHROMIUM_PATH="$(_find_chromium | sort -V | tail -n 1 || true)"
+fi
+unset -f _find_chromium
+if [[ -n "$CHROMIUM_PATH" ]]; then
+  export CHROMIUM_PATH
+else
+  unset CHROMIUM_PATH
+  echo "no Chromium found: the browser tests will be skipped. To run them, install one" \
+    "(Debian/Ubuntu: sudo apt-get install chromium; or .venv/bin/playwright install chromium)" \
+    "or set CHROMIUM_PATH to a Chromium or Chrome binary." >&2
+fi

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from curation_assets.config import Settings
 from curation_assets.core import decisions, filter_stage, ingest, review, warehouse
 from curation_assets.core.records import example_id
+from curation_assets.review_app import store as app_store
 
 # The Settings -> stage config mappings the assets use (plain functions; importing them
 # loads Dagster but runs nothing in it): the queue computed here is the pipeline's.
@@ -114,11 +115,25 @@ DUPLICATE_PLAN = (
     ("cross_file", "whitespace", 5),
 )
 
+#: Who made the bundled decisions. None of them is a name the README has the user create
+#: (``carol``, ``dr_chen``): a new reviewer and a new expert find the open items below.
 REVIEWERS = ("alice", "bob")
-EXPERT = "dr_chen"
+EXPERT = "dr_okafor"
 REVIEWER_ERROR_RATE = 0.03  # share of reviewer votes that are wrong
 DOUBLE_REVIEW_SHARE = 0.15  # examples both reviewers decide (agreement is measured on them)
-SUSPECT_WORKED = 300  # reviewers work this many from the top of the suspect queue
+#: Left open for whoever tries the demo: coverage items nobody decided (offered to a new
+#: reviewer and a new expert), coverage items one reviewer decided that wait for an expert
+#: (offered to a new expert only), both taken from the end of the coverage sample with a
+#: few label swaps and off-topic rows among them (``COVERAGE_OPEN_NOISE``), so a new user
+#: edits and rejects too; and the last suspect items (offered to a new reviewer; experts
+#: are offered every suspect item without an expert decision).
+COVERAGE_OPEN = 12
+COVERAGE_AWAITING_EXPERT = 8
+COVERAGE_OPEN_NOISE = {
+    "undecided": {"label_swap": 2, "off_topic": 1},
+    "awaiting": {"label_swap": 1},
+}
+SUSPECT_OPEN = 15
 REVIEW_DAYS = ("2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19")
 EXPERT_DAYS = ("2026-11-20", "2026-11-23", "2026-11-24")
 
@@ -534,20 +549,26 @@ class Vote:
 def simulate_decisions(rng: random.Random, queues: Queues) -> tuple[list[dict], dict]:
     """Reviewers work the pipeline's queues, the expert decides the coverage sample.
 
-    alice and bob take turns down the coverage queue, then the top ``SUSPECT_WORKED`` of
-    the suspect queue; ``DOUBLE_REVIEW_SHARE`` of the examples is decided by both (the
-    overlap reviewer agreement is measured on). About ``REVIEWER_ERROR_RATE`` of their
-    votes are wrong and a few are changed later. dr_chen (always right) first settles
-    every example the reviewers disagree on, then confirms or fixes every example of the
-    coverage sample in priority order: only those decisions build ``verified``. Reviewer
-    fixes in the suspect queue clean ``reviewed``.
+    alice and bob take turns down the coverage queue, then the suspect queue, and stop
+    ``COVERAGE_OPEN`` and ``SUSPECT_OPEN`` items before the end of each;
+    ``DOUBLE_REVIEW_SHARE`` of the examples is decided by both (the overlap reviewer
+    agreement is measured on). About ``REVIEWER_ERROR_RATE`` of their votes are wrong and
+    a few are changed later. The expert (always right) first settles every example the
+    reviewers disagree on, then confirms or fixes the coverage sample in priority order
+    but for its last ``COVERAGE_OPEN + COVERAGE_AWAITING_EXPERT`` items: only those
+    decisions build ``verified``. Reviewer fixes in the suspect queue clean ``reviewed``.
     """
-    work = [(row, "coverage") for row in queues.coverage]
-    work += [(row, "suspect") for row in queues.suspect[:SUSPECT_WORKED]]
+    undecided, awaiting = _held_back(queues.coverage)
+    held = {id(row) for row in undecided + awaiting}
+    coverage_worked = len(queues.coverage) - len(undecided)
+    single = {id(row) for row in awaiting}  # one vote each: no disagreement to settle
+    nobody = {id(row) for row in undecided}
+    work = [(row, "coverage") for row in queues.coverage if id(row) not in nobody]
+    work += [(row, "suspect") for row in queues.suspect[: len(queues.suspect) - SUSPECT_OPEN]]
     votes: list[Vote] = []
     turn = 0
     for row, queue in work:
-        if rng.random() < DOUBLE_REVIEW_SHARE:
+        if rng.random() < DOUBLE_REVIEW_SHARE and id(row) not in single:
             votes += [Vote(row, queue, who) for who in REVIEWERS]
         else:
             votes.append(Vote(row, queue, REVIEWERS[turn % len(REVIEWERS)]))
@@ -613,7 +634,8 @@ def simulate_decisions(rng: random.Random, queues: Queues) -> tuple[list[dict], 
         if len({_outcome(row, v.final) for v in votes_of[id(row)]}) > 1
     ]
     disputed_ids = {id(row) for row, _ in disputed}
-    expert_work = disputed + [(r, "coverage") for r in queues.coverage if id(r) not in disputed_ids]
+    expert_coverage = [row for row in queues.coverage if id(row) not in held]
+    expert_work = disputed + [(r, "coverage") for r in expert_coverage if id(r) not in disputed_ids]
     clock = Clock(rng, EXPERT_DAYS, -(-len(expert_work) // len(EXPERT_DAYS)))
     overturned: Counter = Counter()
     for row, _ in expert_work:
@@ -637,13 +659,13 @@ def simulate_decisions(rng: random.Random, queues: Queues) -> tuple[list[dict], 
 
     decisions.sort(key=lambda d: (d["decided_at"], d["reviewer"]))
     expert_ids = {id(row) for row, _ in expert_work}
-    coverage_words = Counter(_correct(row)[0] for row in queues.coverage)
+    coverage_words = Counter(_correct(row)[0] for row in expert_coverage)
     double = sum(len(v) > 1 for v in votes_of.values())
     summary = {
         "reviewers": {
             "examples": len(work),
-            "coverage_examples": len(queues.coverage),
-            "suspect_examples": len(work) - len(queues.coverage),
+            "coverage_examples": coverage_worked,
+            "suspect_examples": len(work) - coverage_worked,
             "votes": len(votes),
             "votes_per_reviewer": {who: len(mine[who]) for who in REVIEWERS},
             "double_reviewed": double,
@@ -652,13 +674,25 @@ def simulate_decisions(rng: random.Random, queues: Queues) -> tuple[list[dict], 
         },
         "expert": {
             "decisions": len(expert_work),
-            "coverage_examples": len(queues.coverage),
+            "coverage_examples": len(expert_coverage),
             "disagreements_settled": len(disputed),
             "disagreements_in_suspect_queue": sum(q == "suspect" for _, q in disputed),
             "coverage_accepted": coverage_words["accept"],
             "coverage_corrected": coverage_words["edit"],
             "coverage_rejected": coverage_words["reject"],
             "reviewer_votes_overturned": dict(sorted(overturned.items())),
+        },
+        "left_open": {
+            "note": "the last items of each queue, left for whoever tries the demo: nobody "
+            "decided the undecided ones; the awaiting ones have one reviewer vote and no "
+            "expert decision",
+            "coverage_undecided": [_open_item(row) for row in undecided],
+            "coverage_awaiting_expert": [
+                {**_open_item(row), "reviewer": votes_of[id(row)][0].reviewer} for row in awaiting
+            ],
+            "suspect_undecided": [
+                _open_item(row) for row in queues.suspect[len(queues.suspect) - SUSPECT_OPEN :]
+            ],
         },
         "reviewer_mistakes": [
             {
@@ -683,6 +717,36 @@ def simulate_decisions(rng: random.Random, queues: Queues) -> tuple[list[dict], 
         ],
     }
     return decisions, summary
+
+
+def _held_back(coverage: list[Row]) -> tuple[list[Row], list[Row]]:
+    """The coverage rows left open, (undecided, awaiting an expert), in queue order: the
+    last rows of the sample, the last ones of each noise class ``COVERAGE_OPEN_NOISE``
+    asks for first."""
+    pool = list(reversed(coverage))
+
+    def take(n: int, wanted: dict[str, int]) -> list[Row]:
+        picked: list[Row] = []
+        for noise, count in wanted.items():
+            picked += [r for r in pool if r.noise == noise][:count]
+        picked += [r for r in pool if r.noise is None and r not in picked][: n - len(picked)]
+        for row in picked:
+            pool.remove(row)
+        order = {id(row): i for i, row in enumerate(coverage)}
+        return sorted(picked, key=lambda row: order[id(row)])
+
+    undecided = take(COVERAGE_OPEN, COVERAGE_OPEN_NOISE["undecided"])
+    return undecided, take(COVERAGE_AWAITING_EXPERT, COVERAGE_OPEN_NOISE["awaiting"])
+
+
+def _open_item(row: Row) -> dict:
+    return {
+        "example_id": row.example_id,
+        "record": f"{row.file}:{row.line_no}",
+        "label": row.label,
+        "noise_class": row.noise or "clean",
+        "right_decision": _correct(row)[0],
+    }
 
 
 def _reviewer_decision(
@@ -733,6 +797,20 @@ def pipeline_outcome(
         con, store, settings.validation_fraction, take, settings.decontamination_ngram
     )
     timing = review.expert_time(con, take)
+    # what the review app offers someone new, on the queue the first run publishes
+    decisions.publish_queue(settings.decision_store, review.queue_for_app(con))
+    new_users = {
+        f"new_{role}": {
+            queue: app_store.standing(
+                settings.decision_store,
+                {"username": f"new_{role}", "role": role},
+                queue,
+                settings.reviews_required,
+            )
+            for queue in decisions.QUEUES
+        }
+        for role in ("reviewer", "expert")
+    }
 
     def counts(sql: str) -> dict[str, int]:
         return {str(key): int(n) for key, n in con.execute(sql).fetchall()}
@@ -778,6 +856,7 @@ def pipeline_outcome(
             },
         },
         "expert_time": timing,
+        "review_app_for_new_users": new_users,
     }
 
 
@@ -963,10 +1042,23 @@ customer banking messages (prompt = the customer's message, response = the inten
 | `inbox/{jsonl}` | support tickets, JSON Lines (`text`, `label`, `source`) |
 | `inbox/{csv}` | helpdesk export, CSV (`text`, `category`) |
 | `inbox/{parquet}` | chat logs, Parquet (`prompt`, `response`, `source`) |
-| `decisions/review_decisions.jsonl` | decisions of reviewers alice and bob, expert dr_chen |
+| `decisions/review_decisions.jsonl` | decisions of reviewers {reviewers}, expert {expert} |
 | `manifest.json` | the truth: labels, noise per file, every noisy row, queues, outcome |
 
 {summary}
+
+## Left open: try each role
+
+The bundled decisions stop short of the end of each queue, so that someone new finds work
+in the review app (the ids, records and right decisions are under `decisions.left_open`
+in `manifest.json`):
+
+{left_open}
+
+None of the bundled names ({reviewers}, {expert}) is one the README has you create, so
+`curation users add carol --role reviewer` and `curation users add dr_chen --role expert`
+start with these items. When a queue has nothing left for you, the app says why, by
+reason (decided by you, decided by an expert, reviewed by others...).
 
 ## Sources and licences
 
@@ -989,10 +1081,11 @@ customer banking messages (prompt = the customer's message, response = the inten
   array, missing labels, an empty record, CSV rows with the wrong number of fields).
 - The decisions are simulated on the queues the pipeline itself builds from these files
   (the script runs the product's ingest, filter and review-queue code with the default
-  settings): reviewers take turns down the coverage sample and the top of the suspect
-  queue, about 3% of their votes are wrong, a share of the examples is reviewed by both
-  (reviewer agreement is measured on it), and the expert, who is always right, settles
-  every disagreement and confirms or fixes every example of the coverage sample.
+  settings): reviewers take turns down the coverage sample and the suspect queue, about 3%
+  of their votes are wrong, a share of the examples is reviewed by both (reviewer agreement
+  is measured on it), and the expert, who is always right, settles every disagreement and
+  confirms or fixes the coverage sample. The last items of each queue are left open for
+  whoever tries the demo (below).
 - The files were split over three dated inbox files in three formats.
 
 ## Rebuild
@@ -1032,11 +1125,12 @@ def _summary_table(info: dict) -> str:
         f"suspect queue of {q['suspect']['examples']} "
         f"({q['suspect']['top_100_by_noise'].get('label_swap', 0)} of its first 100 are "
         "swapped labels).\n\n"
-        f"{d['count']} decisions: reviewers alice and bob decided {r['coverage_examples']} "
+        f"{d['count']} decisions: reviewers {' and '.join(REVIEWERS)} decided "
+        f"{r['coverage_examples']} of the {q['coverage']['examples']} "
         f"coverage and {r['suspect_examples']} suspect-queue examples ({r['votes']} votes, "
         f"{r['double_reviewed']} examples reviewed by both, {r['disagreements']} "
-        f"disagreements, {r['mistakes']} wrong votes); the expert dr_chen settled the "
-        f"disagreements and decided all {e['coverage_examples']} coverage examples "
+        f"disagreements, {r['mistakes']} wrong votes); the expert {EXPERT} settled the "
+        f"disagreements and decided {e['coverage_examples']} coverage examples "
         f"({e['coverage_accepted']} confirmed, {e['coverage_corrected']} corrected, "
         f"{e['coverage_rejected']} rejected as off-topic). Counts by role and decision are in "
         "`manifest.json`.\n\n"
@@ -1045,6 +1139,36 @@ def _summary_table(info: dict) -> str:
         f"expert); reviewer agreement on {a['items']} double-reviewed examples: Cohen's kappa "
         f"{a['kappa']}, Krippendorff's alpha {a['alpha']}; "
         f"{t['expert_seconds_per_verified_example']} expert seconds per verified example."
+    )
+
+
+def _left_open_table(info: dict) -> str:
+    """Markdown table: per queue and role, how many items a new user is offered."""
+    new = info["expected_pipeline"]["review_app_for_new_users"]
+    left = info["decisions"]["left_open"]
+
+    def mix(items: list[dict]) -> str:
+        words = Counter(item["right_decision"] for item in items)
+        return ", ".join(f"{n} to {word}" for word, n in sorted(words.items()))
+
+    queues = info["review_queues"]
+    rows = [
+        "| queue | items | offered to a new reviewer | offered to a new expert | left open |",
+        "|---|---:|---:|---:|---|",
+        f"| coverage | {queues['coverage']['examples']} | "
+        f"{new['new_reviewer']['coverage']['open']} | {new['new_expert']['coverage']['open']} "
+        f"| {len(left['coverage_undecided'])} undecided ({mix(left['coverage_undecided'])}); "
+        f"{len(left['coverage_awaiting_expert'])} decided by one reviewer, waiting for an "
+        f"expert ({mix(left['coverage_awaiting_expert'])}) |",
+        f"| suspect | {queues['suspect']['examples']} | "
+        f"{new['new_reviewer']['suspect']['open']} | {new['new_expert']['suspect']['open']} "
+        f"| {len(left['suspect_undecided'])} undecided ({mix(left['suspect_undecided'])}); "
+        "experts may also check every item the reviewers decided |",
+    ]
+    return "\n".join(rows) + (
+        "\n\nOnly expert decisions on the coverage sample make `verified`: a reviewer's "
+        "decision puts an item in `reviewed`, an expert's (on any coverage item offered to "
+        "them) puts it in `verified` after the next run."
     )
 
 
@@ -1089,6 +1213,9 @@ def main() -> None:
         oos=len(oos),
         labels=", ".join(f"`{label}`" for label in LABELS),
         summary=_summary_table(info),
+        left_open=_left_open_table(info),
+        reviewers=" and ".join(REVIEWERS),
+        expert=EXPERT,
     )
     (out / "README.md").write_text(readme, encoding="utf-8")
     for name in ("banking77", "clinc150"):

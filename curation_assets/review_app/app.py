@@ -192,7 +192,7 @@ class ReviewApp:
             item = items[0] if items else None
         done = await run_in_threadpool(store.progress, self.store, user, queue, required)
         if item is None:
-            return self.render(request, "done.html", user=user, queue=queue, progress=done)
+            return await self.nothing_left(request, user, queue, done)
         return self.render(
             request,
             "review.html",
@@ -205,6 +205,28 @@ class ReviewApp:
             response_pieces=store.pii_segments(item["response"], item["pii"], "response"),
             labels=self.labels,
             label_known=item["response"] in self.labels,
+        )
+
+    async def nothing_left(self, request: Request, user: dict, queue: str, done: dict) -> Response:
+        """The empty-queue page: why each item is not offered to this user (counts by
+        reason, adding up to the queue size), and where work is left."""
+        required = self.settings.reviews_required
+        why = await run_in_threadpool(store.standing, self.store, user, queue, required)
+        elsewhere = []
+        for other in decisions.QUEUES:
+            if other != queue:
+                left = await run_in_threadpool(store.progress, self.store, user, other, required)
+                if left["left"]:
+                    elsewhere.append((other, left["left"]))
+        return self.render(
+            request,
+            "done.html",
+            user=user,
+            queue=queue,
+            progress=done,
+            standing=why,
+            required=max(int(required), 1),
+            elsewhere=elsewhere,
         )
 
     async def decide(self, request: Request) -> Response:

@@ -112,6 +112,78 @@ def progress(store: Path, user: dict, queue: str, required: int) -> dict[str, in
     return {"done": int(done), "left": int(left), "total": int(total)}
 
 
+#: Why an item of a queue is or is not offered to a user; the first that applies counts.
+STANDING = (
+    "decided_by_you",  # the user decided it already (a later decision of theirs is an edit)
+    "decided_by_expert",  # an expert's decision is final: it verifies (or rejects) the item
+    "waiting_for_expert",  # reviewers only: enough reviews, they disagree, an expert settles it
+    "reviewed_by_others",  # reviewers only: enough reviews by other people, all agreeing
+    "open",  # still offered to the user (skipped ones included, after the rest)
+)
+
+
+def standing(store: Path, user: dict, queue: str, required: int) -> dict[str, int]:
+    """Items of ``queue`` by why they are (``open``) or are not offered to ``user``.
+
+    One count per ``STANDING`` reason, the first that applies, so the counts add up to the
+    queue size; ``open`` is what :func:`next_items` still serves (the same rules as
+    :func:`_available_sql`) and ``skipped`` how many of those the user skipped. Reviewers'
+    votes disagree when their latest outcomes differ (reject, or keep with a label), as
+    ``core.agreement`` compares them.
+    """
+    params = {"queue": queue, "user": user["username"], "required": required}
+    reviewer = user["role"] == "reviewer"
+    with connection(store) as con:
+        rows = con.execute(
+            """WITH items AS (
+                   SELECT q.example_id, q.response,
+                          coalesce(q.reviews_required, :required) AS required
+                   FROM queue_items q WHERE q.queue = :queue
+               ),
+               votes AS (
+                   SELECT d.example_id, d.reviewer,
+                          CASE WHEN d.decision = 'reject' THEN 'reject'
+                               WHEN d.decision = 'edit' THEN 'keep:' || d.corrected_response
+                               ELSE 'keep:' || i.response END AS outcome,
+                          row_number() OVER (PARTITION BY d.example_id, d.reviewer
+                                             ORDER BY d.decided_at DESC, d.decision_id DESC)
+                              AS rn
+                   FROM decisions d JOIN items i USING (example_id)
+                   WHERE d.role != 'expert'
+               ),
+               tally AS (
+                   SELECT example_id, count(*) AS n_reviewers,
+                          count(DISTINCT outcome) AS n_outcomes
+                   FROM votes WHERE rn = 1 GROUP BY example_id
+               ),
+               flags AS (
+                   SELECT i.example_id, coalesce(t.n_reviewers, 0) >= i.required AS enough,
+                          coalesce(t.n_outcomes, 0) > 1 AS disputed,
+                          EXISTS (SELECT 1 FROM decisions d WHERE d.example_id = i.example_id
+                                  AND d.reviewer = :user) AS mine,
+                          EXISTS (SELECT 1 FROM decisions d WHERE d.example_id = i.example_id
+                                  AND d.role = 'expert') AS expert,
+                          EXISTS (SELECT 1 FROM skips s WHERE s.username = :user
+                                  AND s.queue = :queue AND s.example_id = i.example_id)
+                              AS skipped
+                   FROM items i LEFT JOIN tally t USING (example_id)
+               )
+               SELECT CASE WHEN mine THEN 'decided_by_you'
+                           WHEN expert THEN 'decided_by_expert'
+                           WHEN :reviewer AND enough AND disputed THEN 'waiting_for_expert'
+                           WHEN :reviewer AND enough THEN 'reviewed_by_others'
+                           ELSE 'open' END AS reason,
+                      count(*), sum(skipped)
+               FROM flags GROUP BY 1""",
+            params | {"reviewer": reviewer},
+        ).fetchall()
+    found = {reason: (int(n), int(skipped or 0)) for reason, n, skipped in rows}
+    counts = {reason: found.get(reason, (0, 0))[0] for reason in STANDING}
+    counts["skipped"] = found.get("open", (0, 0))[1]
+    counts["total"] = sum(counts[reason] for reason in STANDING)
+    return counts
+
+
 def release(con: sqlite3.Connection, decided: list[tuple[str, str]]) -> None:
     """End the leases of (username, example_id) pairs that were decided or skipped."""
     con.executemany("DELETE FROM leases WHERE username = ? AND example_id = ?", decided)

@@ -12,7 +12,7 @@ from curation_assets.conditions import ON_NEW_DATA
 from curation_assets.config import Settings
 from curation_assets.core import decisions, filter_stage, filtering, overrides, publish, warehouse
 from curation_assets.core.expectations import Validation, expect, run_validations
-from curation_assets.metadata import md_table
+from curation_assets.metadata import as_table
 from curation_assets.resources import DUCKDB_POOL, SettingsParam
 
 GROUP = "filtering"
@@ -169,8 +169,8 @@ def filter_raw_scrapes(
         audit,
         outcome,
         extra={
-            "held_batches": md_table(holds, "(none)"),
-            "accepted_by_override": md_table(accepted, "(none)"),
+            "held_batches": as_table(holds, "(none)"),
+            "accepted_by_override": as_table(accepted, "(none)"),
         },
     )
     rejections_check = audit_result("rejections", rejections_audit, outcome)
@@ -181,7 +181,7 @@ def filter_raw_scrapes(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "held": len(holds),
-            "batches": md_table(holds, "(none held)"),
+            "batches": as_table(holds, "(none held)"),
             "what_to_do": dg.MetadataValue.md(
                 "A held batch's rows stay in `filtered__working` (and out of `filtered` and "
                 "everything downstream). Replace its file in the inbox (it is ingested "
@@ -214,12 +214,12 @@ def filter_raw_scrapes(
             "rejected": int(rejected_records),
             "quarantined": quarantined,
             "counts_add_up": raw == working + rejected_records,
-            "per_rule": md_table(rule_table),
-            "per_batch": md_table(accounting),
-            "held_batches": md_table(holds, "(none)"),
-            "highest_rule_drop_rates": md_table(worst),
-            "pii_masked": md_table(pii) if pii else "no PII found",
-            "steps": md_table(steps),
+            "per_rule": as_table(rule_table),
+            "per_batch": as_table(accounting),
+            "held_batches": as_table(holds, "(none)"),
+            "highest_rule_drop_rates": as_table(worst),
+            "pii_masked": as_table(pii) if pii else "no PII found",
+            "steps": as_table(steps),
             "stage_seconds": round(sum(report.seconds.values()), 2),
         },
     )
@@ -228,7 +228,7 @@ def filter_raw_scrapes(
         metadata={
             "dagster/row_count": sum(c["records"] for c in per_rule),
             "rejected_records": int(rejected_records),
-            "sample": md_table(sample),
+            "sample": as_table(sample),
             "per_rule_counts": dg.MetadataValue.json(counts),
         },
     )

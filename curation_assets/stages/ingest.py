@@ -12,7 +12,7 @@ from curation_assets.checks import audit_result, audit_spec, snapshot_dir
 from curation_assets.config import Settings
 from curation_assets.core import ingest, overrides, publish, warehouse
 from curation_assets.core.expectations import Validation, expect, run_validations
-from curation_assets.metadata import md_table
+from curation_assets.metadata import as_table
 from curation_assets.resources import DUCKDB_POOL, SettingsParam
 
 GROUP = "ingest"
@@ -155,7 +155,7 @@ def ingest_inbox_file(
             "unchanged": unchanged,
             "sha256": result.sha256,
             "source_file": dg.MetadataValue.path(str(path)),
-            "preview": md_table(sample),
+            "preview": as_table(sample),
         },
         data_version=dg.DataVersion(result.sha256),
     )
@@ -164,7 +164,7 @@ def ingest_inbox_file(
         metadata={
             "dagster/row_count": quarantined,
             "quarantine_rate": round(quarantined / max(result.units_read, 1), 4),
-            "reasons": md_table([{"reason": r, "rows": n} for r, n in reasons]),
+            "reasons": as_table([{"reason": r, "rows": n} for r, n in reasons]),
         },
     )
     yield check

@@ -15,6 +15,7 @@ from curation_assets.checks import gx_suite_check
 from curation_assets.config import Settings
 from curation_assets.core import registry
 from curation_assets.core.expectations import Validation, expect
+from curation_assets.metadata import as_table, image, rounded
 from curation_assets.resources import GPU_POOL, SettingsParam
 
 GROUP = "training"
@@ -38,12 +39,7 @@ def quality_ladder(
     from curation_assets.core import decisions as decision_store
     from curation_assets.core.ladder import build_rungs, validation_rows
     from curation_assets.stages.training import train_params
-    from curation_assets.training.ladder import (
-        ladder_markdown,
-        ladder_plot_png,
-        png_markdown,
-        run_ladder,
-    )
+    from curation_assets.training.ladder import ladder_plot_png, run_ladder
     from curation_assets.training.params import TrainParams, normalize_task
 
     if normalize_task(settings.task_type) != "classification":
@@ -114,19 +110,30 @@ def quality_ladder(
             f"ladder {r['name']}: {r['size']} examples -> "
             + ("skipped" if accuracy is None else f"accuracy {accuracy:.3f}")
         )
-    markdown = ladder_markdown(results)
-    png = ladder_plot_png(results)
     first = results[0]
+    rungs = [
+        {
+            "dataset": r["name"],
+            "what": r.get("description", "") + (f" ({r['note']})" if r.get("note") else ""),
+            "examples": int(r["size"]),
+            "review_hours": float(r.get("human_hours") or 0.0),
+            "expert_hours": float(r.get("expert_hours") or 0.0),
+            "validation_accuracy": r.get("validation_accuracy"),
+            "macro_f1": r.get("validation_macro_f1"),
+        }
+        for r in results
+    ]
+    plot_path = settings.data_dir / "reports" / "quality_ladder.png"
     return dg.MaterializeResult(
         metadata={
-            "ladder": dg.MetadataValue.md(markdown),
-            "plot": dg.MetadataValue.md(png_markdown(png)),
+            "ladder": as_table(rungs),
+            "plot": image(ladder_plot_png(results), plot_path),
             "validation_examples": len(validation),
             "trainer": first["trainer"],
             "steps_per_rung": int(first["steps"]),
             "batch_size": int(first["batch_size"]),
             "accuracy_by_dataset": dg.MetadataValue.json(
-                {r["name"]: r["validation_accuracy"] for r in results}
+                {r["name"]: rounded(r["validation_accuracy"]) for r in results}
             ),
             "dagster/row_count": len(results),
         }

@@ -10,7 +10,7 @@ from curation_assets.conditions import ON_NEW_DATA
 from curation_assets.config import Settings
 from curation_assets.core import decisions, lineage, publish, warehouse
 from curation_assets.core.expectations import Validation, expect
-from curation_assets.metadata import md_table
+from curation_assets.metadata import as_table
 from curation_assets.resources import DUCKDB_POOL, SettingsParam
 
 
@@ -65,8 +65,8 @@ def example_lineage(duckdb: DuckDBResource, settings: SettingsParam) -> Iterator
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": total,
-            "outcomes": md_table(outcome),
-            "sample": md_table(sample),
+            "outcomes": as_table(outcome),
+            "sample": as_table(sample),
             "how_to_trace": dg.MetadataValue.md(
                 "Follow one example: `curation trace <example_id or batch:line>`, or "
                 "`SELECT * FROM example_lineage WHERE example_id = '...'` in the warehouse."

@@ -21,7 +21,7 @@ from curation_assets.config import Settings
 from curation_assets.core import agreement, decisions, publish, review, warehouse
 from curation_assets.core.expectations import Validation, expect, run_validations
 from curation_assets.gate import require_upstream_checks_passed
-from curation_assets.metadata import md_table
+from curation_assets.metadata import as_table
 from curation_assets.resources import DUCKDB_POOL, SettingsParam
 
 GROUP = "review"
@@ -153,20 +153,20 @@ def review_queue(
             "coverage_examples": int(sizes.get("coverage", 0)),
             "suspect_examples": int(sizes.get("suspect", 0)),
             "needs_expert": needs_expert,
-            "by_queue_and_status": md_table(status),
-            "next_up_coverage": md_table(heads["coverage"]),
-            "next_up_suspect": md_table(heads["suspect"]),
+            "by_queue_and_status": as_table(status),
+            "next_up_coverage": as_table(heads["coverage"]),
+            "next_up_suspect": as_table(heads["suspect"]),
             "suspect_scoring": dg.MetadataValue.json(scoring),
             "suspect_refit": dg.MetadataValue.text(
                 f"refit: {scoring['refit_reason']}" if scoring["refit"] else "no refit"
             ),
             "suspect_newly_scored": int(scoring["newly_scored"]),
             "step_seconds": dg.MetadataValue.json(scoring["step_seconds"]),
-            "suspect_confusions": md_table(
+            "suspect_confusions": as_table(
                 patterns["confusions"], "(no label suspected of a confusion)"
             ),
-            "suspect_rate_per_source": md_table(patterns["per_source"]),
-            "suspect_rate_per_label": md_table(patterns["per_label"]),
+            "suspect_rate_per_source": as_table(patterns["per_source"]),
+            "suspect_rate_per_label": as_table(patterns["per_label"]),
             "decisions_in_store": len(store),
             "published_to_review_app": published,
             "data_version": version or "empty",
@@ -251,16 +251,16 @@ def reviewed(
                 sum(r["examples"] for r in by_queue if r["from_queue"] == "suspect")
             ),
             "rejected_by_review": rejected,
-            "by_queue_role_and_decision": md_table(by_queue),
+            "by_queue_role_and_decision": as_table(by_queue),
             "agreement_items": int(overall["items"]),
             "agreement_kappa": _number(overall["kappa"]),
             "agreement_alpha": _number(overall["alpha"]),
             "agreement_observed": _number(overall["observed_agreement"]),
             "agreement_note": note,
-            "agreement_per_label": md_table(_records(per_label)),
-            "per_reviewer": md_table(patterns["per_reviewer"]),
-            "corrections": md_table(patterns["corrections"], "(no corrections)"),
-            "error_rate_per_source": md_table(patterns["per_source"]),
+            "agreement_per_label": as_table(_records(per_label)),
+            "per_reviewer": as_table(patterns["per_reviewer"]),
+            "corrections": as_table(patterns["corrections"], "(no corrections)"),
+            "error_rate_per_source": as_table(patterns["per_source"]),
             "decided_examples_not_in_filtered": int(unknown),
             "invalid_decisions_ignored": int(invalid),
         }
@@ -352,8 +352,8 @@ def verified(
             "corrected_by_expert": int(corrected or 0),
             **{k: v if v is not None else "n/a" for k, v in accounting.items()},
             "takes_suspect_fixes": take,
-            "splits": md_table(splits),
-            "per_label": md_table(per_label),
+            "splits": as_table(splits),
+            "per_label": as_table(per_label),
             "data_version": version or "empty",
         },
         data_version=dg.DataVersion(version or "empty"),

@@ -18,7 +18,14 @@ from curation_assets.config import Settings
 from curation_assets.core import publish, registry
 from curation_assets.core.expectations import Validation, expect
 from curation_assets.gate import require_upstream_checks_passed
-from curation_assets.metadata import md_table
+from curation_assets.metadata import (
+    as_table,
+    image,
+    line_plot_png,
+    rounded,
+    rounded_floats,
+    thinned,
+)
 from curation_assets.resources import DUCKDB_POOL, GPU_POOL, SettingsParam
 
 GROUP = "training"
@@ -42,6 +49,19 @@ def train_params(settings: Settings) -> dict:
         "lora_alpha": 2 * settings.lora_r,
         "packing": settings.packing,
         "precision": settings.precision,
+    }
+
+
+def _loss_curve(curve, model_dir: Path) -> dict:
+    """The training loss as a plot the UI links to and as a (thinned) table."""
+    points = getattr(curve, "value", curve) or []
+    points = [(float(step), float(loss)) for step, loss in points]
+    if not points:
+        return {}
+    png = line_plot_png(points, "optimizer step", "training loss", "Training loss")
+    return {
+        "loss_plot": image(png, model_dir / "loss_curve.png"),
+        "loss_by_step": as_table([{"step": int(s), "loss": loss} for s, loss in thinned(points)]),
     }
 
 
@@ -141,7 +161,8 @@ def fine_tuned_model(
     results = list(invocation.get_results())
     checks = [r for r in results if isinstance(r, dg.AssetCheckResult)]
     materialized = [r for r in results if isinstance(r, dg.MaterializeResult)]
-    reported = dict(materialized[0].metadata or {}) if materialized else {}
+    reported = rounded_floats(dict(materialized[0].metadata or {}) if materialized else {})
+    extra.update(_loss_curve(reported.get("loss_curve"), model_dir))
     yield dg.MaterializeResult(
         metadata={**reported, **extra},
         data_version=dg.DataVersion(manifest.get("data_version", model_id)),
@@ -234,13 +255,13 @@ def model_evaluation(
         "model_id": model["model_id"],
         "task_type": task,
         "validation_examples": int(main["n"]),
-        "evaluations": md_table(summary),
-        "mistakes": md_table(main.get("mistakes", [])[:15], empty="(none)"),
+        "evaluations": as_table(summary),
+        "mistakes": as_table(main.get("mistakes", [])[:15], empty="(none)"),
     }
     if task == "classification":
-        metadata["accuracy"] = dg.MetadataValue.float(float(main["accuracy"]))
-        metadata["macro_f1"] = dg.MetadataValue.float(float(main["macro_f1"]))
-        metadata["per_label"] = md_table(
+        metadata["accuracy"] = dg.MetadataValue.float(rounded(main["accuracy"]))
+        metadata["macro_f1"] = dg.MetadataValue.float(rounded(main["macro_f1"]))
+        metadata["per_label"] = as_table(
             [{"label": k, **v} for k, v in sorted(main["per_label"].items())]
         )
         context.log.info(
@@ -248,8 +269,8 @@ def model_evaluation(
             "held-out verified examples"
         )
     else:
-        metadata["exact_match"] = dg.MetadataValue.float(float(main["exact_match"] or 0.0))
-        metadata["loss"] = dg.MetadataValue.float(float(main["loss"]))
+        metadata["exact_match"] = dg.MetadataValue.float(rounded(main["exact_match"] or 0.0))
+        metadata["loss"] = dg.MetadataValue.float(rounded(main["loss"]))
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -13,7 +13,6 @@ Every rung is scored on the same held-out rows. Labels a rung never saw count as
 Plain Python (torch imported inside functions), no Dagster.
 """
 
-import base64
 import io
 import math
 import tempfile
@@ -233,8 +232,3 @@ def ladder_plot_png(results: Sequence[Mapping[str, Any]], title: str = "") -> by
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
-
-
-def png_markdown(png: bytes, alt: str = "quality ladder") -> str:
-    """Markdown that embeds ``png`` inline (base64 data URI)."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
