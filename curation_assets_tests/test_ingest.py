@@ -35,7 +35,7 @@ def test_malformed_lines_are_quarantined_with_line_and_reason(tmp_path):
     assert reasons[2].startswith("malformed JSON")
     assert reasons[3].startswith("invalid UTF-8")
     assert "not an object" in reasons[4]
-    assert reasons[5] == "missing required field: response"
+    assert reasons[5] == "missing required field: label (mapped to response)"
     assert reasons[6].startswith("empty record")
     assert reasons[7].startswith("oversized record")
     assert result.units_read == len(result.records) + len(result.quarantine) == 7

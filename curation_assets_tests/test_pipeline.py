@@ -4,13 +4,14 @@ The whole graph materializes and counts add up; a bad batch is held back while t
 ones train; a run of the fine-tune alone refuses when its inputs' checks never ran.
 """
 
+import dataclasses
 import json
 
 import dagster as dg
 import duckdb
 import pytest
 
-from curation_assets import cli
+from curation_assets import cli, pipeline
 from curation_assets.core import decisions
 from curation_assets.definitions import build_definitions
 from curation_assets.pipeline import run_everything
@@ -52,6 +53,7 @@ def test_whole_graph_materializes_and_counts_add_up(world, monkeypatch, capsys):
     settings, instance, rows = world
     out = run_everything(settings, instance)
     assert out["success"], "\n".join(out["lines"])
+    assert out["state"] == "ok" and out["waiting"] is None
     assert {*CONTRACT[1:], "example_lineage"} <= set(out["materialized"])
     assert out["failed_checks"] == []
 
@@ -103,6 +105,7 @@ def test_bad_batch_is_held_back_and_the_fine_tune_trains_on_the_clean_ones(world
     assert out["success"], "\n".join(out["lines"])
     assert out["failed_checks"] == []
     assert "fine_tuned_model" in out["materialized"]
+    assert any(line.startswith("held back: z_bad.jsonl at filtered") for line in out["lines"])
     assert _scalar(settings, "SELECT count(*) FROM filtered") == clean
     assert _scalar(settings, "SELECT batch FROM held_batches") == "z_bad.jsonl"
     # the model saw no row of the held batch
@@ -134,3 +137,30 @@ def test_reingesting_the_same_file_adds_nothing(world):
     run_everything(settings, instance, skip_training=True)
     assert _scalar(settings, "SELECT count(*) FROM raw_scrapes") == before
     assert _scalar(settings, "SELECT count(*) FROM quarantine") == 3
+
+
+def test_too_few_verified_examples_is_waiting_not_failed(world):
+    """Fewer verified examples than min_verified_examples: the run waits for review."""
+    settings, instance, _ = world
+    strict = dataclasses.replace(settings, min_verified_examples=10_000)
+    out = run_everything(strict, instance, skip_training=True)
+    assert not out["success"] and out["failed_checks"] == ["verified:expectations"]
+    assert out["state"] == "waiting", "\n".join(out["lines"])
+    assert out["waiting"]["more_needed"] == 10_000 - out["waiting"]["verified"] > 0
+    # the waiting state comes from the failed expectations: any other one is a failure
+    audit = next(
+        c for c in out["curate"].get_asset_check_evaluations() if c.asset_key.path == ["verified"]
+    )
+    assert pipeline._waiting(strict, out["curate"], [audit]) is not None
+    other = dict(audit.metadata.items())
+    other["unexpected_counts"] = dg.MetadataValue.json(
+        {**audit.metadata["unexpected_counts"].value, "ExpectColumnValuesToBeUnique(...)": 2}
+    )
+    failing = dg.AssetCheckEvaluation(
+        asset_key=audit.asset_key,
+        check_name=audit.check_name,
+        passed=False,
+        metadata=other,
+        severity=audit.severity,
+    )
+    assert pipeline._waiting(strict, out["curate"], [failing]) is None

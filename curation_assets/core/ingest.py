@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation_assets.core import documents
-from curation_assets.core.records import example_id_sql, to_canonical
+from curation_assets.core.records import example_id_sql, field_name, to_canonical
 from curation_assets.core.warehouse import ensure_tables
 
 RECORD_COLUMNS = ["batch", "source_file", "line_no", "source", "prompt", "response", "original"]
@@ -559,8 +559,10 @@ def _validate(
     prompt_blank = frame["prompt"].isna() | (frame["prompt"].fillna("").str.strip() == "")
     response_blank = frame["response"].isna() | (frame["response"].fillna("").str.strip() == "")
     reason = pd.Series(None, index=frame.index, dtype="object")
-    reason = reason.mask(frame["response"].isna(), "missing required field: response")
-    reason = reason.mask(frame["prompt"].isna(), "missing required field: prompt")
+    columns = frame.attrs.get("source_columns")
+    for name in ("response", "prompt"):  # the prompt's reason wins when both are missing
+        missing = f"missing required field: {field_name(name, columns)}"
+        reason = reason.mask(frame[name].isna(), missing)
     reason = reason.mask(prompt_blank & response_blank, "empty record: no prompt and no response")
     reason = reason.mask(
         sizes > max_record_bytes,

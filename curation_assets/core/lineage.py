@@ -144,11 +144,15 @@ def trace(con: duckdb.DuckDBPyConnection, decisions: pd.DataFrame, key: str) -> 
     )
     history = decisions[decisions["example_id"].isin(ids)] if len(decisions) else decisions
     sections["decisions"] = _records(history)
-    sections["summary"] = _summary(sections)
+    asked = key if any(r["record_id"] == key for r in raw) else None
+    sections["summary"] = _summary(sections, asked)
     return sections
 
 
-def _summary(s: dict[str, Any]) -> str:
+def _summary(s: dict[str, Any], record_id: str | None = None) -> str:
+    """The one-line verdict: about the record ``record_id`` when one was asked for (a
+    duplicate is rejected even though its content survives in another record), else
+    about the example."""
     if s["held"] and not s["filtered"]:
         hold = s["held"][0]
         return f"held back at {hold['stage']} (not published): {hold['reason']}"
@@ -156,6 +160,14 @@ def _summary(s: dict[str, Any]) -> str:
         return f"quarantined at ingest: {s['quarantine'][0]['reason']}"
     if not s["raw_scrapes"]:
         return "unknown id: not in raw_scrapes or quarantine"
+    own = [r for r in s["rejections"] if record_id is not None and r["record_id"] == record_id]
+    if own:
+        reasons = "; ".join(f"{r['rule']} ({r['reason']})" for r in own)
+        verdict = f"rejected by filters: {reasons}"
+        if s["filtered"]:
+            kept = s["filtered"][0]["record_id"]
+            verdict += f"; the kept copy {kept} is {_summary(s)}"
+        return verdict
     if not s["filtered"]:
         reasons = "; ".join(f"{r['rule']} ({r['reason']})" for r in s["rejections"])
         return f"rejected by filters: {reasons}"

@@ -80,7 +80,17 @@ def to_canonical(frame: pd.DataFrame, mapping: dict[str, str]) -> tuple[pd.DataF
         prompt = prompt.where(~has_context, prompt + "\n\n" + context)
     out["prompt"] = prompt
     out["response"] = _as_text(out[cols["response"]])
+    out.attrs["source_columns"] = dict(cols)  # for reasons that name the user's column
     return out, None
+
+
+def field_name(canonical: str, source_columns: dict[str, str | None] | None) -> str:
+    """How a reason names a canonical field: the user's column, and what it maps to
+    (``label (mapped to response)``); the canonical name alone when they are the same."""
+    source = (source_columns or {}).get(canonical)
+    if not source or source == canonical:
+        return canonical
+    return f"{source} (mapped to {canonical})"
 
 
 def _as_text(series: pd.Series) -> pd.Series:
