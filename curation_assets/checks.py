@@ -6,6 +6,7 @@ built by :func:`audit_result`. Assets that are not published datasets (models, t
 ladder) keep a separate check step made by :func:`gx_suite_check`.
 """
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from curation_assets.config import Settings
 from curation_assets.core import publish
 from curation_assets.core.expectations import SuiteResult, Validation, run_validations
 from curation_assets.core.publish import Outcome
-from curation_assets.metadata import cell
+from curation_assets.metadata import as_table
 from curation_assets.resources import DUCKDB_POOL, SettingsParam
 
 SuiteFactory = Callable[[Settings], list[Validation]]
@@ -111,18 +112,18 @@ def suite_result_to_check(result: SuiteResult) -> dg.AssetCheckResult:
     """Map a GX summary to a check result: critical failures are ERROR, warnings WARN."""
     only_warnings = result.success and result.has_warnings
     severity = dg.AssetCheckSeverity.WARN if only_warnings else dg.AssetCheckSeverity.ERROR
-    lines = [
-        f"| {f['severity']} | {f['validation']} | `{f['expectation']}` | "
-        f"{f['unexpected_count'] if f['unexpected_count'] is not None else ''} | "
-        f"{cell(f['observed_value'] if f['observed_value'] is not None else f['sample'], 80)} |"
+    rows = [
+        {
+            "severity": f["severity"],
+            "validation": f["validation"],
+            "expectation": f["expectation"],
+            "unexpected": f["unexpected_count"],
+            "observed / sample": (
+                f["observed_value"] if f["observed_value"] is not None else f["sample"]
+            ),
+        }
         for f in result.failures
     ]
-    table = (
-        "| severity | validation | expectation | unexpected | observed / sample |\n"
-        "|---|---|---|---|---|\n" + "\n".join(lines)
-        if lines
-        else "All expectations met."
-    )
     return dg.AssetCheckResult(
         passed=result.success and not result.has_warnings,
         severity=severity,
@@ -130,7 +131,9 @@ def suite_result_to_check(result: SuiteResult) -> dg.AssetCheckResult:
             "success_percent": dg.MetadataValue.float(round(result.success_percent, 2)),
             "expectations_evaluated": result.evaluated,
             "expectations_failed": len(result.failures),
-            "failed_expectations": dg.MetadataValue.md(table),
+            "failed_expectations": as_table(rows, empty="All expectations met.", limit=80),
+            # the same, machine-readable (the CLI's "which rule failed" lines read it)
+            "failures": dg.MetadataValue.json(json.loads(json.dumps(result.failures, default=str))),
             "unexpected_counts": dg.MetadataValue.json(
                 {f["expectation"]: f["unexpected_count"] for f in result.failures}
             ),

@@ -3,7 +3,6 @@ and the review web app."""
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import shutil
@@ -147,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _dispatch(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.command == "settings":
-        print(json.dumps(_printable_settings(settings), indent=2))
+        print(json.dumps(settings.describe(), indent=2))
         return 0
     if args.command == "trace":
         return _trace(settings, args.id, args.json)
@@ -169,19 +168,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         from_stage=args.from_stage,
     )
-
-
-def _printable_settings(settings: Settings) -> dict[str, str]:
-    """Every setting as text, lists as comma lists (the form CURATION_* variables take)."""
-    out = {}
-    for f in dataclasses.fields(settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, tuple):
-            value = ", ".join(map(str, value))
-        elif isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items())
-        out[f.name] = str(value)
-    return out
 
 
 def _import_decisions(settings: Settings, file: Path, role: str = "reviewer") -> int:

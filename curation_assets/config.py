@@ -155,8 +155,16 @@ class Settings:
         return cls(**values)
 
     def describe(self) -> dict[str, str]:
-        """Flat, printable view (for asset metadata and the CLI)."""
-        return {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """Every setting as text, lists as comma lists (the form ``CURATION_*`` takes)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = ", ".join(map(str, value))
+            elif isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items())
+            out[f.name] = str(value)
+        return out
 
 
 def _parse(name: str, annotation: Any, raw: str) -> Any:

@@ -349,9 +349,6 @@ def _short_float(match: re.Match) -> str:
     return f"{float(match.group()):.4g}"
 
 
-_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
-
-
 def _split_label(label: str) -> tuple[str, str]:
     """``ExpectTableRowCountToBeBetween(min_value=30)`` -> (table row count to be
     between, min_value=30)."""
@@ -361,34 +358,19 @@ def _split_label(label: str) -> tuple[str, str]:
 
 
 def _failures(evaluation: dg.AssetCheckEvaluation) -> list[dict[str, Any]]:
-    """The failed expectations of a check: from its ``failures`` JSON when it has one,
-    else from the rows of its ``failed_expectations`` table."""
-    meta = evaluation.metadata
-    if "failures" in meta:
-        return [
-            {
-                "validation": f.get("validation", ""),
-                "expectation": f.get("expectation", ""),
-                "unexpected": f.get("unexpected_count"),
-                "observed": f.get("observed_value", f.get("sample")),
-            }
-            for f in meta["failures"].value
-        ]
-    table = meta.get("failed_expectations")
-    out = []
-    for row in str(table.value if table is not None else "").splitlines()[2:]:
-        cells = [c.strip().replace("\\|", "|") for c in _UNESCAPED_PIPE.split(row)[1:-1]]
-        if len(cells) == 5:
-            _severity, validation, expectation, unexpected, observed = cells
-            out.append(
-                {
-                    "validation": validation,
-                    "expectation": expectation.strip("`"),
-                    "unexpected": unexpected,
-                    "observed": observed,
-                }
-            )
-    return out
+    """The failed expectations of a check, from its ``failures`` metadata."""
+    failures = evaluation.metadata.get("failures")
+    return [
+        {
+            "validation": f.get("validation", ""),
+            "expectation": f.get("expectation", ""),
+            "unexpected": f.get("unexpected_count"),
+            "observed": f["observed_value"]
+            if f.get("observed_value") is not None
+            else f.get("sample"),
+        }
+        for f in (failures.value if failures is not None else [])
+    ]
 
 
 def _step_errors(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:

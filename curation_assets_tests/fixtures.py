@@ -3,9 +3,12 @@
 import dataclasses
 import json
 import random
+import re
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from curation_assets.config import Settings
@@ -140,3 +143,28 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = ",".join(f"{k}={v}" for k, v in value.items())
         env[f"CURATION_{f.name.upper()}"] = str(value)
     return env
+
+
+def page_fields(html: str) -> dict[str, str]:
+    """A review-app page's hidden inputs (csrf, token) and the example it shows."""
+    found = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html)
+    out = {name: unescape(value) for name, value in found}
+    shown = re.search(r'<code id="example-id">([^<]*)</code>', html)
+    if shown:
+        out["example_id"] = unescape(shown[1])
+    return out
+
+
+def filter_inbox(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """Ingest every file of ``settings.inbox`` (fixed times) and run the filter stage with
+    the product's own functions; return the open warehouse connection."""
+    from curation_assets.core import filter_stage, ingest, warehouse
+    from curation_assets.stages.filtered import filter_config
+
+    con = duckdb.connect(str(settings.warehouse))
+    for i, path in enumerate(ingest.list_inbox(settings.inbox)):
+        result = ingest.read_file(path, settings.column_mapping, settings.max_record_bytes)
+        ingest.store_batch(con, result, datetime(2026, 11, 25, 2, i))
+    warehouse.ensure_tables(con)
+    filter_stage.run_stage(con, filter_config(settings))
+    return con

@@ -4,17 +4,15 @@ decided them the "nothing left" page says why, with counts that add up to the qu
 
 import json
 import re
-from datetime import datetime
-from html import unescape
 from pathlib import Path
 
-import duckdb
 import pytest
 from starlette.testclient import TestClient
 
 from curation_assets.config import Settings
-from curation_assets.core import decisions, filter_stage, ingest, review, warehouse
+from curation_assets.core import decisions, review
 from curation_assets.review_app import create_app
+from curation_assets_tests.fixtures import filter_inbox, page_fields
 
 SAMPLE = Path(__file__).resolve().parent.parent / "curation_assets" / "sample_data"
 PASSWORD = "demo-pass-1"
@@ -25,16 +23,10 @@ def demo(tmp_path_factory) -> Settings:
     """The decision store of a first demo run: bundled decisions imported, the queue the
     pipeline builds from them published (the product's core functions, default settings),
     plus the two users the README has you create."""
-    from curation_assets.stages.filtered import filter_config
     from curation_assets.stages.review import queue_config
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("demo"), inbox_dir=SAMPLE / "inbox")
-    con = duckdb.connect(str(settings.warehouse))
-    for i, path in enumerate(ingest.list_inbox(settings.inbox)):
-        result = ingest.read_file(path, settings.column_mapping, settings.max_record_bytes)
-        ingest.store_batch(con, result, datetime(2026, 11, 25, 2, i))
-    warehouse.ensure_tables(con)
-    filter_stage.run_stage(con, filter_config(settings))
+    con = filter_inbox(settings)
     report = decisions.import_file(
         SAMPLE / "decisions" / "review_decisions.jsonl", settings.decision_store
     )
@@ -50,19 +42,10 @@ def demo(tmp_path_factory) -> Settings:
 
 def _client(settings: Settings, name: str) -> TestClient:
     client = TestClient(create_app(settings, secret="test-secret"), follow_redirects=False)
-    csrf = _hidden(client.get("/login").text)["csrf"]
+    csrf = page_fields(client.get("/login").text)["csrf"]
     response = client.post("/login", data={"csrf": csrf, "username": name, "password": PASSWORD})
     assert response.status_code == 303
     return client
-
-
-def _hidden(html: str) -> dict[str, str]:
-    found = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html)
-    out = {name: unescape(value) for name, value in found}
-    shown = re.search(r'<code id="example-id">([^<]*)</code>', html)
-    if shown:
-        out["example_id"] = unescape(shown[1])
-    return out
 
 
 def _reasons(html: str) -> dict[str, int]:
@@ -79,7 +62,7 @@ def _work_through(client: TestClient, queue: str, limit: int = 50) -> list[str]:
         page = client.get(f"/review?queue={queue}").text
         if 'id="queue-done"' in page:
             return decided
-        fields = _hidden(page)
+        fields = page_fields(page)
         data = {"csrf": fields["csrf"], "token": fields["token"], "decision": "accept"}
         assert client.post("/decide", data=data).status_code == 303
         decided.append(fields["example_id"])
@@ -140,7 +123,7 @@ def test_a_new_reviewer_and_a_new_expert_find_work_and_are_told_why_when_done(de
         ids = re.findall(r'name="example_id" value="([^"]+)"', page)
         if not ids:
             break
-        fields = _hidden(page)
+        fields = page_fields(page)
         data = {"csrf": fields["csrf"], "token": fields["token"], "decision": "accept"}
         assert chen.post("/bulk", data={**data, "example_id": ids}).status_code == 303
         total += len(ids)

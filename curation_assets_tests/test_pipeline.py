@@ -164,3 +164,45 @@ def test_too_few_verified_examples_is_waiting_not_failed(world):
         severity=audit.severity,
     )
     assert pipeline._waiting(strict, out["curate"], [failing]) is None
+
+
+def _fingerprint(settings) -> dict:
+    """What a run produced, minus when: verified, the queues, every score."""
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+
+        def rows(sql: str) -> list:
+            return con.sql(sql).fetchall()
+
+        return {
+            "verified": rows(
+                "SELECT example_id, prompt, response, split, verified_by, edited "
+                "FROM verified ORDER BY example_id"
+            ),
+            "queue": rows(
+                "SELECT queue, priority, example_id, round(score, 6) FROM review_queue "
+                "ORDER BY queue, priority"
+            ),
+            "evaluation": rows("SELECT split, accuracy, macro_f1 FROM model_evaluations"),
+            "ladder": rows(
+                "SELECT dataset, examples, validation_accuracy, validation_macro_f1 "
+                "FROM quality_ladder ORDER BY dataset"
+            ),
+        }
+
+
+def test_two_fresh_runs_produce_the_same_data_and_scores(world, tmp_path_factory):
+    """The demo is deterministic: the same inbox and decisions in a fresh folder and a
+    fresh instance give the same verified rows, queues, fine-tune and ladder scores."""
+    settings, instance, rows = world
+    assert run_everything(settings, instance, emit=None)["state"] == "ok"
+    other = tmp_path_factory.mktemp("again")
+    again = small_settings(other / "data", base_model=settings.base_model)
+    assert again.warehouse != settings.warehouse
+    write_inbox(again.inbox, rows[:60])
+    write_csv(again.inbox, rows[55:] + rows[:3])
+    decisions.import_file(write_decisions(other / "d.jsonl", rows), again.decision_store)
+    with dg.instance_for_test() as fresh:
+        assert run_everything(again, fresh, emit=None)["state"] == "ok"
+    first, second = _fingerprint(settings), _fingerprint(again)
+    assert first["verified"] and first["ladder"] and first["evaluation"]
+    assert first == second

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
@@ -27,6 +26,7 @@ from starlette.testclient import TestClient
 from curation_assets.config import Settings
 from curation_assets.core import decisions
 from curation_assets.review_app import create_app
+from curation_assets_tests.fixtures import page_fields
 
 LABELS = ("billing", "delivery", "login")
 PASSWORD = "s3cret-pass"
@@ -71,18 +71,8 @@ def _world(tmp_path: Path, items: pd.DataFrame, users: Path, **overrides) -> Set
     return settings
 
 
-def _fields(html: str) -> dict[str, str]:
-    """Hidden inputs (csrf, token) and the example shown, from a page."""
-    found = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html)
-    out = {name: unescape(value) for name, value in found}
-    shown = re.search(r'<code id="example-id">([^<]*)</code>', html)
-    if shown:
-        out["example_id"] = unescape(shown[1])
-    return out
-
-
 def _login(client: TestClient | httpx.Client, name: str, password: str = PASSWORD):
-    csrf = _fields(client.get("/login").text)["csrf"]
+    csrf = page_fields(client.get("/login").text)["csrf"]
     return client.post("/login", data={"csrf": csrf, "username": name, "password": password})
 
 
@@ -94,7 +84,7 @@ def _client(settings: Settings, name: str | None = None) -> TestClient:
 
 
 def _decide(client, decision: str, queue: str = "coverage", **extra) -> tuple[str, object]:
-    page = _fields(client.get(f"/review?queue={queue}").text)
+    page = page_fields(client.get(f"/review?queue={queue}").text)
     data = {"csrf": page["csrf"], "token": page["token"], "decision": decision, **extra}
     return page["example_id"], client.post("/decide", data=data)
 
@@ -124,7 +114,7 @@ def test_login_is_required_and_wrong_passwords_are_refused(world):
     assert client.get("/review").status_code == 200
     # signing out needs the CSRF token too, then the session is gone
     assert client.post("/logout", data={}).status_code == 403
-    csrf = _fields(client.get("/review").text)["csrf"]
+    csrf = page_fields(client.get("/review").text)["csrf"]
     assert client.post("/logout", data={"csrf": csrf}).status_code == 303
     assert client.get("/review").headers["location"] == "/login"
     assert _stored(world).empty
@@ -139,14 +129,14 @@ def test_failed_sign_ins_are_throttled(world):
 
 def test_csrf_missing_or_wrong_is_refused_and_nothing_recorded(world):
     client = _client(world, "ann")
-    page = _fields(client.get("/review").text)
+    page = page_fields(client.get("/review").text)
     for csrf in (None, "", "wrong" + page["csrf"][5:]):
         data = {"token": page["token"], "decision": "accept"}
         if csrf is not None:
             data["csrf"] = csrf
         assert client.post("/decide", data=data).status_code == 403
     other = _client(world, "bob")  # bob's valid CSRF token is not valid in ann's session
-    other_csrf = _fields(other.get("/review").text)["csrf"]
+    other_csrf = page_fields(other.get("/review").text)["csrf"]
     data = {"csrf": other_csrf, "token": page["token"], "decision": "accept"}
     assert client.post("/decide", data=data).status_code == 403
     cross = client.post(
@@ -157,7 +147,7 @@ def test_csrf_missing_or_wrong_is_refused_and_nothing_recorded(world):
     assert cross.status_code == 403
     assert _stored(world).empty
     # bulk and admin forms are protected the same way
-    bulk = _fields(client.get("/bulk").text)
+    bulk = page_fields(client.get("/bulk").text)
     data = {"token": bulk["token"], "decision": "accept", "example_id": "c000"}
     assert client.post("/bulk", data=data).status_code == 403
     assert _stored(world).empty
@@ -179,12 +169,12 @@ def test_roles_come_from_the_server_not_the_form(world):
     # reviewers and experts cannot manage users; an admin can
     for client in (reviewer, expert):
         assert client.get("/admin").status_code == 403
-        csrf = _fields(client.get("/review").text)["csrf"]
+        csrf = page_fields(client.get("/review").text)["csrf"]
         data = {"csrf": csrf, "username": "mallory", "password": PASSWORD, "role": "admin"}
         assert client.post("/admin/users", data=data).status_code == 403
     assert decisions.get_user(world.decision_store, "mallory") is None
     admin = _client(world, "root")
-    csrf = _fields(admin.get("/admin").text)["csrf"]
+    csrf = page_fields(admin.get("/admin").text)["csrf"]
     data = {"csrf": csrf, "username": "newbie", "password": PASSWORD, "role": "reviewer"}
     assert admin.post("/admin/users", data=data).status_code == 303
     assert decisions.get_user(world.decision_store, "newbie")["role"] == "reviewer"
@@ -221,7 +211,7 @@ def test_edits_only_take_allowed_labels(world):
 
 def test_tokens_are_per_user_signed_and_recorded_once(world):
     ann, bob = _client(world, "ann"), _client(world, "bob")
-    page = _fields(ann.get("/review").text)
+    page = page_fields(ann.get("/review").text)
     data = {"csrf": page["csrf"], "token": page["token"], "decision": "reject"}
     data["seconds_spent"] = "99999"  # ignored: measured on the server
     assert ann.post("/decide", data=data).status_code == 303
@@ -230,7 +220,7 @@ def test_tokens_are_per_user_signed_and_recorded_once(world):
     assert len(stored) == 1 and 0 <= stored.loc[0, "seconds_spent"] <= 900
     forged = {**data, "token": page["token"][:-3] + "AAA"}
     assert ann.post("/decide", data=forged).status_code == 400
-    bob_csrf = _fields(bob.get("/review").text)["csrf"]
+    bob_csrf = page_fields(bob.get("/review").text)["csrf"]
     stolen = {**data, "csrf": bob_csrf}  # ann's item token in bob's session
     assert bob.post("/decide", data=stolen).status_code == 403
     assert len(_stored(world)) == 1
@@ -242,13 +232,13 @@ def test_queue_rules_for_reviewers_and_experts(tmp_path, users_store):
     expert = _client(settings, "dr_chen")
     first, _ = _decide(ann, "accept")
     assert first == "c000"
-    assert _fields(ann.get("/review").text)["example_id"] == "c001"  # never shown again
-    assert _fields(bob.get("/review").text)["example_id"] == "c000"  # needs 2 reviews
+    assert page_fields(ann.get("/review").text)["example_id"] == "c001"  # never shown again
+    assert page_fields(bob.get("/review").text)["example_id"] == "c000"  # needs 2 reviews
     _decide(bob, "accept")
     # c000 has its two reviews; cy is served c001 and c002 even though ann holds c001
-    assert _fields(cy.get("/review").text)["example_id"] == "c002"
+    assert page_fields(cy.get("/review").text)["example_id"] == "c002"
     assert _bulk_ids(cy) == ["c002", "c001"]  # c001 was just served to ann: last
-    assert _fields(expert.get("/review").text)["example_id"] == "c000"  # to verify
+    assert page_fields(expert.get("/review").text)["example_id"] == "c000"  # to verify
     _decide(expert, "accept")
     assert _bulk_ids(ann) == ["c001", "c002"] and _bulk_ids(bob) == ["c001", "c002"]
     progress = re.search(r'id="progress"><b>(\d+)</b> done · <b>(\d+)</b>', ann.get("/review").text)
@@ -258,7 +248,7 @@ def test_queue_rules_for_reviewers_and_experts(tmp_path, users_store):
     before = len(_stored(settings))
     skipped, response = _decide(cy, "skip")
     assert response.status_code == 303 and len(_stored(settings)) == before
-    assert _fields(cy.get("/review").text)["example_id"] != skipped
+    assert page_fields(cy.get("/review").text)["example_id"] != skipped
     _decide(cy, "accept")
     _decide(cy, "accept")
     assert 'id="queue-done"' in cy.get("/review").text
@@ -307,7 +297,7 @@ def test_nothing_left_page_says_why_by_reason(tmp_path, users_store):
     assert "waiting for an expert" in page and "2 reviews per item" in page
     assert "The suspect queue has 2 items for you." in page
     # the expert is still offered c001, c003 and the skipped c000 (last)
-    assert _fields(expert.get("/review").text)["example_id"] == "c001"
+    assert page_fields(expert.get("/review").text)["example_id"] == "c001"
     from curation_assets.review_app import store
 
     counts = store.standing(
@@ -335,7 +325,7 @@ def _bulk_ids(client, n: int = 10) -> list[str]:
 def test_bulk_decisions(world):
     client = _client(world, "ann")
     page = client.get("/bulk?queue=coverage&n=4").text
-    fields = _fields(page)
+    fields = page_fields(page)
     shown = re.findall(r'name="example_id" value="([^"]+)"', page)
     assert shown == ["c000", "c001", "c002", "c003"]
     data = {"csrf": fields["csrf"], "token": fields["token"], "decision": "reject"}
@@ -430,10 +420,10 @@ def test_hostile_content_is_escaped_everywhere(tmp_path, users_store, task_type)
     for _ in range(n):
         page = client.get("/review")
         _assert_inert(page.text, shown=False)
-        shown = items.set_index("example_id").loc[_fields(page.text)["example_id"]]
+        shown = items.set_index("example_id").loc[page_fields(page.text)["example_id"]]
         payload = shown.prompt.removesuffix(" mail me at eve@example.org")
         assert str(escape(payload)) in page.text  # the payload is there, as text
-        fields = _fields(page.text)
+        fields = page_fields(page.text)
         extra = {"corrected_response": XSS[1]} if task_type == "instruction" else {}
         decision = "edit" if extra else "reject"
         data = {"csrf": fields["csrf"], "token": fields["token"], "decision": decision, **extra}
@@ -588,7 +578,7 @@ def test_sigkill_under_load_while_dagster_runs_loses_and_duplicates_nothing(tmp_
                         logged_in = _login(client, name).status_code == 303
                         continue
                     if pending is None:
-                        pending = _fields(client.get("/review?queue=coverage").text)
+                        pending = page_fields(client.get("/review?queue=coverage").text)
                     data = {
                         "csrf": pending["csrf"],
                         "token": pending["token"],

@@ -20,10 +20,10 @@ from curation_assets.review_app import create_app
 from curation_assets.review_app import store as review_store
 from curation_assets.review_app.app import SESSION_COOKIE
 from curation_assets.review_app.security import SECRET_FILE, LoginThrottle, load_secret
+from curation_assets_tests.fixtures import page_fields
 from curation_assets_tests.test_review_app import (
     PASSWORD,
     _client,
-    _fields,
     _free_port,
     _items,
     _login,
@@ -54,7 +54,7 @@ def _mode(path: Path) -> int:
 def test_a_copied_cookie_stops_working_after_logout(world):
     client = _client(world, "ann")
     cookie = client.cookies[SESSION_COOKIE]
-    page = _fields(client.get("/review").text)
+    page = page_fields(client.get("/review").text)
     assert _replay(world, cookie).get("/review").status_code == 200  # the copy works...
     assert client.post("/logout", data={"csrf": page["csrf"]}).status_code == 303
     stolen = _replay(world, cookie)  # ...until sign-out, even though its signature is good
@@ -202,7 +202,7 @@ def test_concurrent_wrong_passwords_get_at_most_the_limit_of_checks(world, monke
     n = 12
     with _Server(world) as base:
         clients = [httpx.Client(base_url=base, follow_redirects=False) for _ in range(n)]
-        forms = [_fields(c.get("/login").text)["csrf"] for c in clients]
+        forms = [page_fields(c.get("/login").text)["csrf"] for c in clients]
         start, codes = threading.Barrier(n), []
 
         def guess(client, csrf):

@@ -22,8 +22,14 @@ import pytest
 from curation_assets.core import decisions
 from curation_assets.definitions import build_definitions
 from curation_assets.pipeline import run_everything
-from curation_assets_tests.fixtures import LABELS, make_rows, small_settings, write_inbox
-from curation_assets_tests.test_review_app import PASSWORD, _fields, _free_port, _login
+from curation_assets_tests.fixtures import (
+    LABELS,
+    make_rows,
+    page_fields,
+    small_settings,
+    write_inbox,
+)
+from curation_assets_tests.test_review_app import PASSWORD, _free_port, _login
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -164,10 +170,10 @@ def test_keyboard_review_reaches_verified(server):
     # a reviewer's accept is reviewed, never verified
     with httpx.Client(base_url=base, follow_redirects=False) as client:
         assert _login(client, "rev").status_code == 303
-        page_fields = _fields(client.get("/review?queue=coverage").text)
-        by_reviewer = page_fields["example_id"]
+        fields = page_fields(client.get("/review?queue=coverage").text)
+        by_reviewer = fields["example_id"]
         assert by_reviewer not in done
-        data = {"csrf": page_fields["csrf"], "token": page_fields["token"], "decision": "accept"}
+        data = {"csrf": fields["csrf"], "token": fields["token"], "decision": "accept"}
         assert client.post("/decide", data=data).status_code == 303
 
     job = build_definitions(settings).resolve_job_def("curate_job")

@@ -8,14 +8,13 @@ must be rebuilt (filter rules or queue settings changed what the pipeline queues
 
 import json
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from curation_assets.config import Settings
-from curation_assets.core import decisions, filter_stage, ingest, review, warehouse
+from curation_assets.core import decisions, ingest, review
+from curation_assets_tests.fixtures import filter_inbox
 
 SAMPLE = Path(__file__).resolve().parent.parent / "curation_assets" / "sample_data"
 MANIFEST = json.loads((SAMPLE / "manifest.json").read_text(encoding="utf-8"))
@@ -95,17 +94,11 @@ def test_sample_decisions_leave_work_for_a_new_reviewer_and_a_new_expert():
 @pytest.mark.slow
 def test_sample_data_matches_what_the_pipeline_computes(tmp_path):
     """Ingest, filter, queue, review and verify the sample with default settings."""
-    from curation_assets.stages.filtered import filter_config
     from curation_assets.stages.review import queue_config
 
     settings = Settings(data_dir=tmp_path, inbox_dir=SAMPLE / "inbox")
     labels = settings.labels
-    con = duckdb.connect(str(settings.warehouse))
-    for i, path in enumerate(ingest.list_inbox(settings.inbox)):
-        result = ingest.read_file(path, settings.column_mapping, settings.max_record_bytes)
-        ingest.store_batch(con, result, datetime(2026, 11, 25, 2, i))
-    warehouse.ensure_tables(con)
-    filter_stage.run_stage(con, filter_config(settings))
+    con = filter_inbox(settings)
     decisions.import_file(DECISIONS, settings.decision_store)
     store = decisions.load_all(settings.decision_store)
     scoring = review.build_review_queue(con, store, queue_config(settings), labels)
