@@ -32,8 +32,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from curation_assets.core import dedup  # noqa: E402
-from curation_assets.core.decontamination import (  # noqa: E402
+from curation_assets.curation.filtering import dedup  # noqa: E402
+from curation_assets.curation.filtering.decontamination import (  # noqa: E402
     DecontaminationConfig,
     find_contamination,
 )

@@ -57,7 +57,7 @@ def score(truths: dict[str, str], preds: dict[str, str | None], n: int) -> dict[
 
 
 def bench_extraction() -> tuple[dict, list[str]]:
-    from curation_assets.core.documents import extract
+    from curation_assets.curation.ingest.documents import extract
 
     truth = json.loads((BENCH / "ground-truth.json").read_text())
     pages = {p.name.split(".")[0]: gzip.decompress(p.read_bytes()) for p in BENCH.glob("html/*.gz")}
@@ -84,7 +84,7 @@ def bench_extraction() -> tuple[dict, list[str]]:
 
 
 def bench_warc() -> tuple[dict, list[str]]:
-    from curation_assets.core.documents import read_warc
+    from curation_assets.curation.ingest.documents import read_warc
 
     files = sorted(DOLMA.glob("*.warc.gz"))
     start = time.perf_counter()
@@ -114,7 +114,7 @@ def bench_rules(pool: list[str], n_docs: int) -> dict:
     import numpy as np
     import pandas as pd
 
-    from curation_assets.core import rules_documents as rd
+    from curation_assets.curation.filtering import document_rules as rd
 
     rng = np.random.default_rng(0)
     sample = [pool[i] for i in rng.integers(0, len(pool), n_docs)]
@@ -159,7 +159,7 @@ def bench_rules(pool: list[str], n_docs: int) -> dict:
 def bench_langid(pool: list[str], n_docs: int) -> dict:
     import numpy as np
 
-    from curation_assets.core.language import DEFAULT_MAX_CHARS, detect
+    from curation_assets.curation.filtering.language import DEFAULT_MAX_CHARS, detect
 
     sample = (pool * (n_docs // len(pool) + 1))[:n_docs]
     detect(sample[:10])
@@ -175,7 +175,7 @@ def bench_langid(pool: list[str], n_docs: int) -> dict:
     return out
 
 
-#: Hand-labelled PII: (text, [(kind, value), ...]); kinds as in curation_assets.core.pii.
+#: Hand-labelled PII: (text, [(kind, value), ...]); kinds as in ``curation.filtering.pii``.
 LABELLED = [
     (
         "Write to plots@maple-row.example.org before Friday.",
@@ -273,7 +273,7 @@ def _presidio_finder():
 
 
 def _ours(text: str) -> list[tuple[str, int, int]]:
-    from curation_assets.core.pii import find_pii
+    from curation_assets.curation.filtering.pii import find_pii
 
     return [("ip" if k.startswith("ip") else k, s, e) for k, s, e in find_pii(text)]
 
@@ -309,7 +309,7 @@ def score_pii(find) -> dict:
 
 
 def bench_pii(pool: list[str], n_docs: int) -> dict:
-    from curation_assets.core.pii import redact_many
+    from curation_assets.curation.filtering.pii import redact_many
 
     sample = (pool * (n_docs // len(pool) + 1))[:n_docs]
     start = time.perf_counter()
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             results["extraction"], bench_texts = bench_extraction()
             results["warc"], warc_texts = bench_warc()
         else:  # the texts still come from the same pages, untimed
-            from curation_assets.core.documents import extract, read_warc
+            from curation_assets.curation.ingest.documents import extract, read_warc
 
             bench_texts = [
                 t

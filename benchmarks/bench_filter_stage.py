@@ -49,8 +49,8 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from curation_assets.core.records import NO_INPUT_MARKERS, example_id_sql  # noqa: E402
-from curation_assets.core.warehouse import ensure_tables  # noqa: E402
+from curation_assets.curation.records import NO_INPUT_MARKERS, example_id_sql  # noqa: E402
+from curation_assets.curation.warehouse import ensure_tables  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 CACHE = Path(tempfile.gettempdir()) / "bench_filter_stage"
@@ -65,7 +65,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“‘'(])")
 
 def document_pool() -> list[str]:
     """Real document texts: article bodies, WARC pages (extracted), Common Crawl docs."""
-    from curation_assets.core.documents import read_warc
+    from curation_assets.curation.ingest.documents import read_warc
 
     dolma = SHARED / "web_raw_dolma"
     truth = json.loads((SHARED / "article_extraction_benchmark" / "ground-truth.json").read_text())
@@ -313,7 +313,7 @@ def load(con: duckdb.DuckDBPyConnection, kind: str, lo: int, hi: int) -> float:
 def _stage_config():
     """Instruction data, English only, near-duplicates at word 5-gram Jaccard 0.8; documents
     get the document rules whatever the task type (their batches are ``warc``)."""
-    from curation_assets.core import filter_stage
+    from curation_assets.curation.filtering import filter_stage
 
     return filter_stage.FilterConfig(
         task_type="instruction", labels=(), languages=("en",), dedup_threshold=0.8
@@ -356,7 +356,7 @@ class _Timed:
 
 
 def run_ours(kind: str, n: int, incremental: bool, keep_db: bool = False) -> dict:
-    from curation_assets.core import filter_stage
+    from curation_assets.curation.filtering import filter_stage
 
     if n % BATCH:
         raise SystemExit(f"--n must be a multiple of {BATCH:,} (whole batches)")

@@ -6,7 +6,7 @@ downloaded), on synthetic SFT batches with a realistic long-tailed spread of len
 
 - plain: ``transformers.Trainer``, bf16 where supported, random batches padded to the
   longest example (``DataCollatorForSeq2Seq``), no packing;
-- product: the same Trainer driven the way ``curation_assets.training.sft`` drives it:
+- product: the same Trainer driven the way ``curation_assets.curation.training.sft`` drives it:
   length-bucketed batches (``BucketBatchSampler``) or, with flash-attention installed,
   padding-free packing (``--packing pack``), bf16, TF32 matmuls.
 
@@ -148,7 +148,7 @@ def timed_run(
         TrainingArguments,
     )
 
-    from curation_assets.training.sft import (
+    from curation_assets.curation.training.sft import (
         BucketBatchSampler,
         TokenCountingCollator,
         make_trainer_class,

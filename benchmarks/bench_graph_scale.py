@@ -91,9 +91,9 @@ def run_graph(settings, instance, keys: list[str]) -> object:
     """Ingest ``keys`` (one run each), then the curate job without training."""
     import dagster as dg
 
-    from curation_assets.core import decisions
+    from curation_assets.curation.review import decisions
     from curation_assets.definitions import build_definitions
-    from curation_assets.stages.ingest import inbox_files
+    from curation_assets.defs.ingest.assets import inbox_files
 
     defs = build_definitions(settings)
     instance.add_dynamic_partitions(inbox_files.name, keys)
@@ -212,9 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in files:
             (staging / name).rename(settings.inbox / name)
         keys = [f"{name}" for name in files]
-        from curation_assets.core import ingest
+        from curation_assets.curation.ingest import intake
 
-        keys = [ingest.batch_key(settings.inbox / name) for name in files]
+        keys = [intake.batch_key(settings.inbox / name) for name in files]
         t0 = time.perf_counter()
         with Sampler() as sampler:
             results = run_graph(settings, instance, keys)

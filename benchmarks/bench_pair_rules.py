@@ -1,4 +1,4 @@
-"""Benchmark of the instruction-pair rules (``curation_assets.core.rules_pairs``).
+"""Benchmark of the instruction-pair rules (``curation_assets.curation.filtering.pair_rules``).
 
 (a) false positives on 252 known-good self-instruct records (target: at most 5% dropped);
 (b) catches on alpaca-libre's raw generations (against its machine ``status``) and on
@@ -6,8 +6,8 @@
 (c) throughput of the whole rule set in DuckDB on 100k resampled rows, plus the mojibake
     annotator.
 
-Every record goes through the real ingest (``ingest.read_file`` + ``store_batch``), the
-annotations table and ``filtering.run_filters``. Data comes from ``../shared`` (override
+Every record goes through the real ingest (``intake.read_file`` + ``store_batch``), the
+annotations table and ``rule_engine.run_filters``. Data comes from ``../shared`` (override
 with ``CURATION_SHARED_DIR``); without it the benchmark says so and exits 0.
 
     .venv/bin/python benchmarks/bench_pair_rules.py [--rows 100000] [--seed 7] [--out PATH]
@@ -32,7 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # runnable as a plain script from any folder
     sys.path.insert(0, str(REPO))
 
-from curation_assets.core import annotators, filtering, ingest, rules_pairs, warehouse  # noqa: E402
+from curation_assets.curation import warehouse  # noqa: E402
+from curation_assets.curation.filtering import annotators, pair_rules, rule_engine  # noqa: E402
+from curation_assets.curation.ingest import intake  # noqa: E402
+from curation_assets.curation.records import NORMALIZED_PROMPT_SQL  # noqa: E402
 
 SHARED = Path(os.environ.get("CURATION_SHARED_DIR", REPO.parent / "shared"))
 GOOD = SHARED / "data/instructions/self_instruct_user_oriented/user_oriented_instructions.jsonl"
@@ -58,7 +61,7 @@ PER_CLASS = 40
 #: The stage's dedup rule rides along (``filtered`` needs unique example ids); not counted.
 DEDUP = next(
     r
-    for r in filtering.rules_for(
+    for r in rule_engine.rules_for(
         min_prompt_chars=0, max_prompt_chars=10**9, min_response_chars=0, max_response_chars=10**9
     )
     if r.name == "exact_duplicate"
@@ -89,8 +92,8 @@ def warehouse_with(files: list[Path]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     warehouse.ensure_tables(con)
     for i, path in enumerate(files):
-        result = ingest.read_file(path, {}, 1_000_000)
-        ingest.store_batch(con, result, datetime(2026, 1, 1 + i))
+        result = intake.read_file(path, {}, 1_000_000)
+        intake.store_batch(con, result, datetime(2026, 1, 1 + i))
     annotators.store_annotations(con)
     return con
 
@@ -101,9 +104,9 @@ def write_jsonl(folder: Path, name: str, rows: list[dict]) -> Path:
     return path
 
 
-def run(con: duckdb.DuckDBPyConnection, rules: list[filtering.Rule]) -> dict[str, set[str]]:
+def run(con: duckdb.DuckDBPyConnection, rules: list[rule_engine.Rule]) -> dict[str, set[str]]:
     """Run the rules; record id -> names of the pair rules that fired."""
-    filtering.run_filters(con, [*rules, DEDUP])
+    rule_engine.run_filters(con, [*rules, DEDUP])
     fired: dict[str, set[str]] = defaultdict(set)
     for record_id, rule in con.sql("SELECT record_id, rule FROM rejections").fetchall():
         if rule != DEDUP.name:
@@ -211,7 +214,7 @@ MEDIA_REFERENCES = [
     "Estimate the age of the person in the photo.",
     "Transcribe the voice note attached.",
 ]
-#: C0/C1 controls to plant. U+0085 is left out: ``ingest._originals`` splits lines with
+#: C0/C1 controls to plant. U+0085 is left out: ``intake._originals`` splits lines with
 #: ``str.splitlines``, which breaks on it, and the whole file fails to ingest.
 CONTROL = [
     chr(c) for c in [*range(0, 9), 11, 12, *range(14, 32), *range(127, 133), *range(134, 160)]
@@ -385,7 +388,7 @@ def planted_label_conflicts(con: duckdb.DuckDBPyConnection, rng: random.Random) 
 
 def false_positives(tmp: Path, good: list[dict]) -> dict:
     con = warehouse_with([write_jsonl(tmp, "good.jsonl", good)])
-    fired = run(con, rules_pairs.pair_rules())
+    fired = run(con, pair_rules.pair_rules())
     per_rule = Counter(rule for rules in fired.values() for rule in rules)
     examples = [
         (
@@ -395,7 +398,7 @@ def false_positives(tmp: Path, good: list[dict]) -> dict:
         for rid, rules in fired.items()
     ]
     labelled = con.execute("SELECT count(*) FROM raw_scrapes").fetchall()[0][0]
-    fired_labelled = run(con, rules_pairs.pair_rules(labelled=True))
+    fired_labelled = run(con, pair_rules.pair_rules(labelled=True))
     return {
         "records": labelled,
         "dropped": len(fired),
@@ -408,7 +411,7 @@ def false_positives(tmp: Path, good: list[dict]) -> dict:
 def raw_catches(tmp: Path) -> dict:
     files = sorted(RAW_DIR.glob("*.jsonl"))
     con = warehouse_with(files)
-    fired = run(con, rules_pairs.pair_rules())
+    fired = run(con, pair_rules.pair_rules())
     status = dict(
         con.execute(
             "SELECT record_id, json_extract_string(original, '$.status') FROM raw_scrapes"
@@ -450,7 +453,7 @@ def planted_catches(tmp: Path, good: list[dict], seeds: list[int]) -> dict:
     for seed in seeds:
         rows = plant(good, random.Random(seed))
         con = warehouse_with([write_jsonl(tmp, f"planted_{seed}.jsonl", rows)])
-        fired = run(con, rules_pairs.pair_rules())
+        fired = run(con, pair_rules.pair_rules())
         seed_total: Counter = Counter()
         seed_caught: Counter = Counter()
         for rid, klass, variant in con.execute(
@@ -475,13 +478,13 @@ def planted_catches(tmp: Path, good: list[dict], seeds: list[int]) -> dict:
     # labelled data (the bundled demo inbox): every member of a conflict is flagged
     inbox = sorted(SAMPLE_INBOX.iterdir())
     con = warehouse_with(inbox)
-    natural = run(con, rules_pairs.pair_rules(labelled=True))
+    natural = run(con, pair_rules.pair_rules(labelled=True))
     natural_conflicts = sum("conflicting_labels" in r for r in natural.values())
     planted_rows = planted_label_conflicts(con, rng)
     con = warehouse_with([*inbox, write_jsonl(tmp, "zz_conflicts.jsonl", planted_rows)])
-    lab_fired = run(con, rules_pairs.pair_rules(labelled=True))
+    lab_fired = run(con, pair_rules.pair_rules(labelled=True))
     groups = con.sql(
-        f"""SELECT {filtering.NORMALIZED_PROMPT_SQL} AS t,
+        f"""SELECT {NORMALIZED_PROMPT_SQL} AS t,
                    count(DISTINCT lower(trim(response))) > 1 AS conflict,
                    list(record_id) AS ids
             FROM raw_scrapes GROUP BY t"""
@@ -574,15 +577,15 @@ def throughput(tmp: Path, good: list[dict], rows: int, seed: int, parts: int = 1
             best = min(best, time.perf_counter() - started)
         return best
 
-    baseline_s = best_of(lambda: filtering.run_filters(con, [DEDUP]))
-    full_s = best_of(lambda: filtering.run_filters(con, [*rules_pairs.pair_rules(), DEDUP]))
+    baseline_s = best_of(lambda: rule_engine.run_filters(con, [DEDUP]))
+    full_s = best_of(lambda: rule_engine.run_filters(con, [*pair_rules.pair_rules(), DEDUP]))
     per_rule = {
         rule.name: best_of(
             lambda rule=rule: con.execute(
                 f"SELECT count(*) FROM raw_scrapes WHERE {rule.condition}"
             ).fetchall()
         )
-        for rule in rules_pairs.pair_rules()
+        for rule in pair_rules.pair_rules()
     }
     return {
         "rows": rows,
@@ -611,7 +614,7 @@ def _short(text: str, n: int = 110) -> str:
 
 
 def report(fp: dict, raw: dict, planted: dict, tps: list[dict], args: argparse.Namespace) -> str:
-    rules = rules_pairs.pair_rules()
+    rules = pair_rules.pair_rules()
     lines = [
         "## Pair rules (instruction/response filters)",
         "",
@@ -624,7 +627,7 @@ def report(fp: dict, raw: dict, planted: dict, tps: list[dict], args: argparse.N
         "| rule | reason |",
         "| --- | --- |",
         *[f"| `{r.name}` | {r.reason} |" for r in rules],
-        f"| `conflicting_labels` (labelled data) | {rules_pairs.conflicting_labels().reason} |",
+        f"| `conflicting_labels` (labelled data) | {pair_rules.conflicting_labels().reason} |",
         "",
         "### (a) False positives on known-good data (self-instruct user-oriented)",
         "",
@@ -753,14 +756,14 @@ def report(fp: dict, raw: dict, planted: dict, tps: list[dict], args: argparse.N
         "Other rules that also fired on planted rows: "
         + (", ".join(f"{k} ({n})" for k, n in others.most_common()) or "none"),
         "",
-        "Note: a text containing U+0085 (NEL), U+2028 or U+2029 makes `ingest.read_file` raise "
-        "`ValueError` for the whole file (`ingest._originals` splits its JSON lines with "
+        "Note: a text containing U+0085 (NEL), U+2028 or U+2029 makes `intake.read_file` raise "
+        "`ValueError` for the whole file (`intake._originals` splits its JSON lines with "
         "`str.splitlines`, which also breaks on these characters), so such records never reach "
         "the rules.",
         "",
         "### (c) Throughput",
         "",
-        f"Best of 3 runs of `filtering.run_filters` (which also writes `filter_flags`, "
+        f"Best of 3 runs of `rule_engine.run_filters` (which also writes `filter_flags`, "
         f"`filtered` and `rejections`), DuckDB threads={tps[0]['threads']} on "
         f"{os.cpu_count()} cores. Records resampled from both sets; the long ones join 4 "
         "resampled prompts and 4 responses each. The machine's 1-minute load average during "

@@ -1,4 +1,5 @@
-"""Benchmark of the review queues (``curation_assets.core.review`` / ``core.suspects``).
+"""Benchmark of the review queues (``curation_assets.curation.review``: ``review_stage``,
+``suspects``).
 
 Data: the banking77 training rows of 18 confusable intents, with content-dependent label
 noise: 20% of rows get the label of a confusable intent, drawn with probability
@@ -44,8 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # runnable as a plain script from any folder
     sys.path.insert(0, str(REPO))
 
-from curation_assets.core import review, suspects  # noqa: E402
-from curation_assets.core.records import example_id_sql  # noqa: E402
+from curation_assets.curation.records import example_id_sql  # noqa: E402
+from curation_assets.curation.review import review_stage, suspects  # noqa: E402
 
 SHARED = Path(os.environ.get("CURATION_SHARED_DIR", REPO.parent / "shared"))
 BANKING = SHARED / "data/banking77"
@@ -186,14 +187,14 @@ def run_seed(
     )
     out: dict = {"seed": seed, "rows": len(noisy), "noisy": int(noisy["noisy"].sum())}
     is_noisy = noisy.set_index("example_id")["noisy"]
-    empty = pd.DataFrame(columns=["example_id", *review._DECISION_COLUMNS])
+    empty = pd.DataFrame(columns=["example_id", *review_stage._DECISION_COLUMNS])
     for name, encoder in ENCODERS:
         started = time.perf_counter()
         con.execute(f"DROP TABLE IF EXISTS {suspects.MODELS_TABLE}")  # fit anew per setting
-        review.build_review_queue(
+        review_stage.build_review_queue(
             con,
             empty,
-            review.QueueConfig(
+            review_stage.QueueConfig(
                 coverage_sample_size=BUDGET, suspect_queue_size=BUDGET, suspect_encoder=encoder
             ),
         )
@@ -204,7 +205,7 @@ def run_seed(
             ("quality_embeddings ASC", f"{name}:embeddings_alone"),
         ):
             ranked = con.sql(
-                f"SELECT example_id FROM {review.SUSPECT_TABLE} ORDER BY {column}, example_id"
+                f"SELECT example_id FROM {review_stage.SUSPECT_TABLE} ORDER BY {column}, example_id"
             ).df()["example_id"]
             flags = is_noisy.loc[ranked].to_numpy()
             out[f"p100_{label}"] = precision_at(flags, 100)
@@ -214,7 +215,8 @@ def run_seed(
             is_noisy.loc[queue[queue.queue == "suspect"].example_id].mean()
         )
     out["flagged_by_cleanlab"] = con.sql(
-        f"SELECT count(*) FROM {review.SUSPECT_TABLE} WHERE reason LIKE '%flagged by confident%'"
+        f"SELECT count(*) FROM {review_stage.SUSPECT_TABLE} "
+        "WHERE reason LIKE '%flagged by confident%'"
     ).fetchall()[0][0]
     coverage = set(queue[queue.queue == "coverage"].example_id)
     suspect = set(queue[queue.queue == "suspect"].example_id)

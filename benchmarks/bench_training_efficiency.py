@@ -6,7 +6,7 @@ the only difference is how batches are formed:
 
 - plain: ``transformers.Trainer`` with default settings, a random sampler and padding to the
   longest example in each batch (``DataCollatorForSeq2Seq``), no packing;
-- product: ``curation_assets.training.sft.train_sft`` (length-bucketed batches under a token
+- product: ``curation.training.sft.train_sft`` (length-bucketed batches under a token
   budget, ``packing`` ``bucket``; ``--modes bucket,pack`` adds padding-free packing).
 
 Reported: padding efficiency (real tokens / tokens processed) and real tokens per second of
@@ -106,7 +106,7 @@ def run_plain(base: Path, rows: list[dict[str, str]], args: argparse.Namespace) 
         set_seed,
     )
 
-    from curation_assets.training.sft import encode_rows, load_tokenizer
+    from curation_assets.curation.training.sft import encode_rows, load_tokenizer
 
     set_seed(args.seed)
     tokenizer = load_tokenizer(str(base))
@@ -159,8 +159,8 @@ def run_plain(base: Path, rows: list[dict[str, str]], args: argparse.Namespace) 
 def run_product(
     base: Path, rows: list[dict[str, str]], args: argparse.Namespace, mode: str
 ) -> dict[str, Any]:
-    from curation_assets.training.params import TrainParams
-    from curation_assets.training.sft import train_sft
+    from curation_assets.curation.training.params import TrainParams
+    from curation_assets.curation.training.sft import train_sft
 
     params = TrainParams(
         epochs=args.epochs,
@@ -212,7 +212,7 @@ def main() -> int:
     rows = load_pairs(args.data, args.examples, args.seed)
     with tempfile.TemporaryDirectory() as folder:
         base = build_base(Path(folder), rows, args)
-        from curation_assets.training.sft import encode_rows, load_tokenizer
+        from curation_assets.curation.training.sft import encode_rows, load_tokenizer
 
         lengths = [
             len(f["input_ids"])

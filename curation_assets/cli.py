@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from curation_assets.config import Settings
-from curation_assets.instance import ensure_dagster_home
+from curation_assets.runs.instance import ensure_dagster_home
 
 #: Stages ``curation run --from`` may start at (pipeline.START_STAGES; not imported here
 #: so that light commands do not load Dagster).
@@ -171,7 +171,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _import_decisions(settings: Settings, file: Path, role: str = "reviewer") -> int:
-    from curation_assets.core import decisions
+    from curation_assets.curation.review import decisions
 
     if not file.exists():
         print(f"no such file: {file}", file=sys.stderr)
@@ -187,7 +187,7 @@ def _import_decisions(settings: Settings, file: Path, role: str = "reviewer") ->
 
 
 def _export_queue(settings: Settings, file: Path, fmt: str) -> int:
-    from curation_assets.core import decisions
+    from curation_assets.curation.review import decisions
 
     count = decisions.export_queue(settings.decision_store, file, fmt)
     if count:
@@ -205,7 +205,7 @@ def _export_queue(settings: Settings, file: Path, fmt: str) -> int:
 def _source_lines(settings: Settings) -> dict[str, dict]:
     """example_id -> the record of the queue item (``record_id``, ``source_file``,
     ``line_no``): the published ``review_queue`` names the record kept by the filters."""
-    from curation_assets.core import warehouse
+    from curation_assets.curation import warehouse
 
     con = _published(settings)
     try:
@@ -252,8 +252,8 @@ def _add_source_lines(settings: Settings, file: Path, fmt: str) -> None:
 
 
 def _review(settings: Settings, args: argparse.Namespace) -> int:
-    from curation_assets.recovery import recover_on_start
     from curation_assets.review_app import serve
+    from curation_assets.runs.recovery import recover_on_start
 
     ensure_dagster_home()
     recover_on_start()  # a killed run must not keep the pool slot the app's users wait for
@@ -265,7 +265,7 @@ def _review(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _users(settings: Settings, args: argparse.Namespace) -> int:
-    from curation_assets.core import decisions
+    from curation_assets.curation.review import decisions
 
     if args.action == "list":
         users = (
@@ -303,7 +303,7 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
 
 def _demo(settings: Settings, fresh: bool, verbose: bool = False) -> int:
     """Copy the bundled sample into the inbox, import its decisions, run everything."""
-    from curation_assets.recovery import recover_on_start
+    from curation_assets.runs.recovery import recover_on_start
 
     ensure_dagster_home()
     recover_on_start()  # before anything else; run_everything checks again (a no-op then)
@@ -325,7 +325,7 @@ def _run(
     verbose: bool = False,
     from_stage: str | None = None,
 ) -> int:
-    from curation_assets.pipeline import run_everything
+    from curation_assets.runs.pipeline import run_everything
 
     home = ensure_dagster_home()
     if not verbose:
@@ -374,14 +374,14 @@ def _quiet_libraries() -> None:
 
 def _published(settings: Settings):
     """A read-only view of the published tables (the Parquet snapshot: never locked)."""
-    from curation_assets.checks import snapshot_dir
-    from curation_assets.core import publish
+    from curation_assets.curation import publish
+    from curation_assets.defs.shared.checks import snapshot_dir
 
     return publish.open_snapshot(snapshot_dir(settings))
 
 
 def _held(settings: Settings) -> list[dict]:
-    from curation_assets.core import publish, warehouse
+    from curation_assets.curation import publish, warehouse
 
     con = _published(settings)
     try:
@@ -393,7 +393,8 @@ def _held(settings: Settings) -> list[dict]:
 
 
 def _batches(settings: Settings, args: argparse.Namespace) -> int:
-    from curation_assets.core import decisions, overrides
+    from curation_assets.curation import overrides
+    from curation_assets.curation.review import decisions
 
     held = _held(settings)
     if args.action == "list":
@@ -439,7 +440,9 @@ def _batches(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _trace(settings: Settings, key: str, as_json: bool) -> int:
-    from curation_assets.core import decisions, lineage, warehouse
+    from curation_assets.curation import warehouse
+    from curation_assets.curation.lineage import trace
+    from curation_assets.curation.review import decisions
 
     con = _published(settings)
     try:
@@ -449,7 +452,7 @@ def _trace(settings: Settings, key: str, as_json: bool) -> int:
                 file=sys.stderr,
             )
             return 2
-        result = lineage.trace(con, decisions.load_all(settings.decision_store), key)
+        result = trace.trace(con, decisions.load_all(settings.decision_store), key)
     finally:
         con.close()
     if as_json:

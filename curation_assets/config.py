@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curation_assets.training.params import TrainParams
+from curation_assets.curation.training.params import TrainParams
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +93,7 @@ class Settings:
     min_verified_examples: int = 100
     min_validation_examples: int = 20
 
-    # --- fine-tune (defaults: curation_assets.training.params.TrainParams) ------------------
+    # --- fine-tune (defaults: curation_assets.curation.training.params.TrainParams) --
     base_model: str = "auto"  # hub id or local path; "auto": packaged MiniLM (SFT: SmolLM2 id)
     epochs: float = TrainParams.epochs
     learning_rate: float = TrainParams.learning_rate

@@ -1,56 +1,37 @@
-"""The code location: every stage's assets, checks, sensors, schedules and resources."""
+"""The code location: everything under ``curation_assets/defs/``, loaded the ``dg`` way.
+
+``build_definitions(settings)`` gives the same definitions bound to other settings (the
+command line's runs and the tests use it); ``defs`` is what Dagster loads.
+"""
+
+from functools import cache
+from pathlib import Path
 
 import dagster as dg
 
-from curation_assets.automation import (
-    automation_sensor,
-    curate_job,
-    ingest_job,
-    nightly_refresh,
-    refresh_job,
-)
 from curation_assets.config import Settings
-from curation_assets.recovery import crash_recovery_sensor
-from curation_assets.resources import build_resources
-from curation_assets.stages import filtered, ingest, ladder, lineage, review, training
+from curation_assets.defs.automation.nightly import nightly_refresh
+from curation_assets.defs.resources import resources_for
+
+
+@cache
+def _from_defs_folder() -> dg.Definitions:
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """Definitions for ``settings`` (default: from the environment)."""
+    """The defs folder's assets, checks, jobs and sensors, with the resources and the
+    nightly schedule of ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
+    found = _from_defs_folder()
     return dg.Definitions(
-        assets=[
-            ingest.ingest_inbox_file,
-            filtered.filter_raw_scrapes,
-            review.review_decisions,
-            review.review_queue,
-            review.reviewed,
-            review.verified,
-            training.fine_tuned_model,
-            training.model_evaluation,
-            lineage.example_lineage,
-            ladder.quality_ladder,
-        ],
-        asset_checks=[
-            training.fine_tuned_model_check,
-            training.model_evaluation_check,
-            ladder.quality_ladder_check,
-            review.review_decisions_check,
-        ],
-        jobs=[ingest_job, curate_job, refresh_job],
+        assets=found.assets,
+        asset_checks=found.asset_checks,
+        jobs=found.jobs,
+        sensors=found.sensors,
         schedules=[nightly_refresh(settings)],
-        sensors=[
-            ingest.inbox_sensor,
-            review.decisions_sensor,
-            automation_sensor,
-            crash_recovery_sensor,
-        ],
-        resources={
-            **build_resources(settings),
-            "training_client": dg.PipesSubprocessClient(),
-        },
-        # One process per run, not per step: a re-import per step costs ~20 s each here.
-        executor=dg.in_process_executor,
+        resources=resources_for(settings),
+        executor=dg.in_process_executor,  # one process per run: see defs/resources.py
     )
 
 

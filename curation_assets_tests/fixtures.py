@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 
 from curation_assets.config import Settings
-from curation_assets.core.records import example_id
+from curation_assets.curation.records import example_id
 
 #: The product's public asset contract, in lineage order.
 CONTRACT = (
@@ -158,13 +158,15 @@ def page_fields(html: str) -> dict[str, str]:
 def filter_inbox(settings: Settings) -> duckdb.DuckDBPyConnection:
     """Ingest every file of ``settings.inbox`` (fixed times) and run the filter stage with
     the product's own functions; return the open warehouse connection."""
-    from curation_assets.core import filter_stage, ingest, warehouse
-    from curation_assets.stages.filtered import filter_config
+    from curation_assets.curation import warehouse
+    from curation_assets.curation.filtering import filter_stage
+    from curation_assets.curation.ingest import intake
+    from curation_assets.defs.filtering.assets import filter_config
 
     con = duckdb.connect(str(settings.warehouse))
-    for i, path in enumerate(ingest.list_inbox(settings.inbox)):
-        result = ingest.read_file(path, settings.column_mapping, settings.max_record_bytes)
-        ingest.store_batch(con, result, datetime(2026, 11, 25, 2, i))
+    for i, path in enumerate(intake.list_inbox(settings.inbox)):
+        result = intake.read_file(path, settings.column_mapping, settings.max_record_bytes)
+        intake.store_batch(con, result, datetime(2026, 11, 25, 2, i))
     warehouse.ensure_tables(con)
     filter_stage.run_stage(con, filter_config(settings))
     return con

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from curation_assets.core import agreement, review
+from curation_assets.curation.review import agreement, review_stage
 
 
 def test_cohen_kappa_textbook_value():
@@ -74,7 +74,7 @@ def items(con):
 def _resolve(con, rows, k):
     frame = pd.DataFrame(rows)
     frame["decision_id"] = range(1, len(frame) + 1)
-    review.register_decisions(con, frame, labels=("billing", "login"))
+    review_stage.register_decisions(con, frame, labels=("billing", "login"))
     agreement.register_votes(con)
     agreement.register_resolution(con, k)
     return {

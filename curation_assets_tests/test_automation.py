@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from curation_assets.core import decisions
+from curation_assets.curation.review import decisions
 from curation_assets.definitions import build_definitions
 from curation_assets_tests.fixtures import make_rows, small_settings, write_inbox
+
+pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
 
 
 @pytest.fixture
@@ -107,7 +109,7 @@ def test_automation_refilters_after_ingest_but_never_trains_unchecked_data(setup
 
 def test_training_condition_fires_on_changed_content_only():
     """Materializing ``verified`` again with the same data version starts no fine-tune."""
-    from curation_assets.conditions import ON_NEW_PASSING_DATA
+    from curation_assets.defs.automation.conditions import ON_NEW_PASSING_DATA
 
     @dg.asset
     def upstream(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

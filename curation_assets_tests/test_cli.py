@@ -14,7 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from curation_assets import cli, pipeline
+from curation_assets import cli
+from curation_assets.runs import pipeline
 from curation_assets_tests.fixtures import (
     make_rows,
     settings_env,
@@ -23,6 +24,8 @@ from curation_assets_tests.fixtures import (
     write_inbox,
 )
 from curation_assets_tests.tiny_models import build_tiny_classifier_base
+
+pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import duckdb
 import pytest
 
 from curation_assets.config import DEMO_LABELS, Settings
-from curation_assets.core.expectations import Validation, expect, run_validations
+from curation_assets.curation.expectations import Validation, expect, run_validations
 
 
 def test_env_overrides_every_kind_of_field(tmp_path):
@@ -96,8 +96,8 @@ def test_suite_reports_failures_with_counts_and_warnings_do_not_fail():
 def test_check_severity_follows_the_worst_failure(success, failure_severities, passed, severity):
     import dagster as dg
 
-    from curation_assets.checks import suite_result_to_check
-    from curation_assets.core.expectations import SuiteResult
+    from curation_assets.curation.expectations import SuiteResult
+    from curation_assets.defs.shared.checks import suite_result_to_check
 
     failures = [
         {

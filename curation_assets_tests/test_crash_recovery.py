@@ -22,8 +22,8 @@ from dagster._core.events import DagsterEventType, EngineEventData
 from dagster._core.storage.tags import GRPC_INFO_TAG
 from dagster._core.test_utils import create_run_for_test
 
-from curation_assets import recovery
-from curation_assets.core import decisions
+from curation_assets.curation.review import decisions
+from curation_assets.runs import recovery
 from curation_assets_tests.fixtures import (
     make_rows,
     settings_env,
@@ -31,6 +31,8 @@ from curation_assets_tests.fixtures import (
     write_decisions,
     write_inbox,
 )
+
+pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
 
 ROOT = Path(__file__).parents[1]
 POOL = "duckdb"

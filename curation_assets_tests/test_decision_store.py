@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from curation_assets.core import decisions
+from curation_assets.curation.review import decisions
 
 
 def _queue(n: int, tag: str = "a", queue: str = "coverage") -> pd.DataFrame:

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from curation_assets.config import Settings
-from curation_assets.core import decisions, filtering, ingest, review
-from curation_assets.core.records import example_id
-from curation_assets.resources import build_resources
-from curation_assets.stages.review import review_queue
+from curation_assets.curation.filtering import rule_engine
+from curation_assets.curation.ingest import intake
+from curation_assets.curation.records import example_id
+from curation_assets.curation.review import decisions, review_stage
+from curation_assets.defs.resources import build_resources
+from curation_assets.defs.review.assets import review_queue
 
 
 def _decision(
@@ -84,10 +86,10 @@ def queued(con, tmp_path):
     rows += [{"text": f"refund the double charge {i}", "label": "billing"} for i in range(6)]
     path = tmp_path / "a.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    ingest.store_batch(con, ingest.read_file(path, {}, 10_000), datetime(2026, 1, 1))
-    filtering.run_filters(
+    intake.store_batch(con, intake.read_file(path, {}, 10_000), datetime(2026, 1, 1))
+    rule_engine.run_filters(
         con,
-        filtering.rules_for(
+        rule_engine.rules_for(
             min_prompt_chars=3, max_prompt_chars=500, min_response_chars=1, max_response_chars=50
         ),
     )
@@ -96,7 +98,7 @@ def queued(con, tmp_path):
 
 def test_queue_interleaves_labels_for_coverage(queued):
     con, _ = queued
-    review.build_review_queue(con, decisions.load_all(Path("/nonexistent")))
+    review_stage.build_review_queue(con, decisions.load_all(Path("/nonexistent")))
     first_four = [
         r[0]
         for r in con.sql("SELECT response FROM review_queue ORDER BY priority LIMIT 4").fetchall()
@@ -124,9 +126,9 @@ def test_latest_decision_wins_and_expert_overrides(queued, tmp_path):
     decisions.record(db, _decision(ids[3]))
     db.close()
     frame = decisions.load_all(store)
-    review.build_review_queue(con, frame)
-    review.build_reviewed(con, frame)
-    review.build_verified(con, frame, validation_fraction=0.5)
+    review_stage.build_review_queue(con, frame)
+    review_stage.build_reviewed(con, frame)
+    review_stage.build_verified(con, frame, validation_fraction=0.5)
     reviewed = dict(con.sql("SELECT example_id, response FROM reviewed").fetchall())
     assert ids[0] not in reviewed  # changed mind: rejected last
     assert reviewed[ids[1]] == "login"  # expert accepted the original label
@@ -135,7 +137,7 @@ def test_latest_decision_wins_and_expert_overrides(queued, tmp_path):
     assert verified == {ids[1]: False, ids[2]: True}
     status = dict(con.sql("SELECT example_id, review_status FROM review_queue").fetchall())
     assert (status[ids[0]], status[ids[3]], status[ids[4]]) == ("rejected", "reviewed", "pending")
-    assert review.split_overlap(con) == 0
+    assert review_stage.split_overlap(con) == 0
 
 
 def test_split_is_stable_and_by_prompt(con):
@@ -143,7 +145,7 @@ def test_split_is_stable_and_by_prompt(con):
         "CREATE TABLE verified AS SELECT 'same prompt' AS prompt, 'train' AS split "
         "UNION ALL SELECT 'Same  Prompt', 'validation'"
     )
-    assert review.split_overlap(con) == 1
+    assert review_stage.split_overlap(con) == 1
 
 
 def test_train_rows_near_a_validation_row_are_excluded_not_trained(con):
@@ -154,7 +156,7 @@ def test_train_rows_near_a_validation_row_are_excluded_not_trained(con):
             ('t2', 'how long does the delivery of a new card take to arrive', 'delivery', 'train')
         ) t(example_id, prompt, response, split)"""
     )
-    review._exclude_near_validation(con, ngram=8)
+    review_stage._exclude_near_validation(con, ngram=8)
     rows = con.sql("SELECT example_id, split, near_validation FROM verified ORDER BY 1").fetchall()
     assert rows == [("t1", "excluded", "v1"), ("t2", "train", None), ("v1", "validation", None)]
 
@@ -162,10 +164,10 @@ def test_train_rows_near_a_validation_row_are_excluded_not_trained(con):
 def _filter(con, rows, tmp_path, name="a.jsonl"):
     path = tmp_path / name
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    ingest.store_batch(con, ingest.read_file(path, {}, 10_000), datetime(2026, 1, 1))
-    filtering.run_filters(
+    intake.store_batch(con, intake.read_file(path, {}, 10_000), datetime(2026, 1, 1))
+    rule_engine.run_filters(
         con,
-        filtering.rules_for(
+        rule_engine.rules_for(
             min_prompt_chars=3, max_prompt_chars=500, min_response_chars=1, max_response_chars=50
         ),
     )
@@ -204,9 +206,9 @@ def _queue(con):
 def test_coverage_sample_is_stratified_bounded_and_deterministic(con, tmp_path):
     rows = _varied_rows()
     _filter(con, rows, tmp_path)
-    config = review.QueueConfig(coverage_sample_size=12, suspect_queue_size=10)
+    config = review_stage.QueueConfig(coverage_sample_size=12, suspect_queue_size=10)
     empty = decisions.load_all(tmp_path / "none.sqlite")
-    review.build_review_queue(con, empty, config)
+    review_stage.build_review_queue(con, empty, config)
     queue = _queue(con)
     coverage = queue[queue.queue == "coverage"]
     assert len(coverage) == 12 and len(queue[queue.queue == "suspect"]) == 10
@@ -224,11 +226,11 @@ def test_coverage_sample_is_stratified_bounded_and_deterministic(con, tmp_path):
     assert coverage.queue_reason.str.startswith("coverage: ").all()
 
     # deterministic: same sample and order again, and from the rows in another order
-    review.build_review_queue(con, empty, config)
+    review_stage.build_review_queue(con, empty, config)
     assert _queue(con)[["example_id", "priority"]].equals(queue[["example_id", "priority"]])
     other = duckdb_file(tmp_path / "other.duckdb")
     _filter(other, list(reversed(rows)), tmp_path, name="b.jsonl")
-    review.build_review_queue(other, empty, config)
+    review_stage.build_review_queue(other, empty, config)
     again = _queue(other)
     assert again[["example_id", "queue", "priority"]].equals(
         queue[["example_id", "queue", "priority"]]
@@ -244,7 +246,7 @@ def duckdb_file(path):
 
 def test_disagreement_goes_to_an_expert_first(queued, tmp_path):
     con, ids = queued
-    config = review.QueueConfig(reviews_required=2)
+    config = review_stage.QueueConfig(reviews_required=2)
     frame = _store(
         tmp_path,
         [
@@ -255,7 +257,7 @@ def test_disagreement_goes_to_an_expert_first(queued, tmp_path):
             _decision(ids[7], who="alice"),
         ],
     )
-    review.build_review_queue(con, frame, config)
+    review_stage.build_review_queue(con, frame, config)
     queue = _queue(con).set_index("example_id")
     assert queue.loc[ids[5], "review_status"] == "needs_expert"
     assert queue.loc[ids[5], "priority"] == 1
@@ -263,7 +265,7 @@ def test_disagreement_goes_to_an_expert_first(queued, tmp_path):
     assert queue.loc[ids[6], "review_status"] == "reviewed"
     assert queue.loc[ids[7], "review_status"] == "in_review"  # 1 of 2 reviews
     assert (queue.reviews_required == 2).all()
-    review.build_reviewed(con, frame, reviews_required=2)
+    review_stage.build_reviewed(con, frame, reviews_required=2)
     assert set(con.sql("SELECT example_id FROM reviewed").df().example_id) == {ids[6]}
     agreement = con.sql("SELECT * FROM review_agreement WHERE scope = 'overall'").df()
     assert (agreement["items"][0], agreement["observed_agreement"][0]) == (2, 0.5)
@@ -273,18 +275,18 @@ def test_disagreement_goes_to_an_expert_first(queued, tmp_path):
         tmp_path,
         [_decision(ids[5], who="dr_chen", role="expert", decision="edit", corrected="billing")],
     )
-    review.build_review_queue(con, frame, config)
+    review_stage.build_review_queue(con, frame, config)
     assert _queue(con).set_index("example_id").loc[ids[5], "review_status"] == "verified"
-    review.build_reviewed(con, frame, reviews_required=2)
-    review.build_verified(con, frame, validation_fraction=0.5)
+    review_stage.build_reviewed(con, frame, reviews_required=2)
+    review_stage.build_verified(con, frame, validation_fraction=0.5)
     assert con.sql("SELECT response FROM verified").fetchall() == [("billing",)]
     assert len(frame) == 6
 
 
 def _two_queue_world(con, tmp_path):
     _filter(con, _varied_rows(10), tmp_path)
-    config = review.QueueConfig(coverage_sample_size=6, suspect_queue_size=6)
-    review.build_review_queue(con, decisions.load_all(tmp_path / "none.sqlite"), config)
+    config = review_stage.QueueConfig(coverage_sample_size=6, suspect_queue_size=6)
+    review_stage.build_review_queue(con, decisions.load_all(tmp_path / "none.sqlite"), config)
     queue = _queue(con)
     cov = queue[queue.queue == "coverage"].example_id.tolist()
     sus = queue[queue.queue == "suspect"].example_id.tolist()
@@ -304,31 +306,31 @@ def _two_queue_world(con, tmp_path):
 
 def test_suspect_fixes_clean_reviewed_but_reach_verified_only_when_configured(con, tmp_path):
     config, frame, cov, sus = _two_queue_world(con, tmp_path)
-    review.build_review_queue(con, frame, config)
+    review_stage.build_review_queue(con, frame, config)
     status = dict(con.sql("SELECT example_id, review_status FROM review_queue").fetchall())
     assert (status[cov[0]], status[cov[1]], status[sus[0]]) == (
         "verified",
         "rejected",
         "expert_checked",
     )
-    review.build_reviewed(con, frame)
+    review_stage.build_reviewed(con, frame)
     reviewed = con.sql("SELECT example_id, from_queue, response FROM reviewed").df()
     marks = dict(zip(reviewed.example_id, reviewed.from_queue, strict=True))
     assert marks == {cov[0]: "coverage", sus[0]: "suspect", sus[1]: "suspect", sus[2]: "suspect"}
     assert reviewed.set_index("example_id").loc[sus[0], "response"] == "delivery"
 
-    review.build_verified(con, frame, validation_fraction=0.5)
+    review_stage.build_verified(con, frame, validation_fraction=0.5)
     assert [r[0] for r in con.sql("SELECT example_id FROM verified").fetchall()] == [cov[0]]
-    review.build_verified(con, frame, validation_fraction=0.5, take_suspect_fixes=True)
+    review_stage.build_verified(con, frame, validation_fraction=0.5, take_suspect_fixes=True)
     verified = {r[0] for r in con.sql("SELECT example_id FROM verified").fetchall()}
     assert verified == {cov[0], sus[0], sus[1]}  # alice is a reviewer, not an expert
 
 
 def test_decided_examples_keep_their_queue(con, tmp_path):
     config, frame, cov, sus = _two_queue_world(con, tmp_path)
-    review.build_review_queue(con, frame, config)
-    smaller = review.QueueConfig(coverage_sample_size=1, suspect_queue_size=1)
-    review.build_review_queue(con, frame, smaller)
+    review_stage.build_review_queue(con, frame, config)
+    smaller = review_stage.QueueConfig(coverage_sample_size=1, suspect_queue_size=1)
+    review_stage.build_review_queue(con, frame, smaller)
     queue = _queue(con)
     kept = dict(zip(queue.example_id, queue.queue, strict=True))
     assert {cov[0], cov[1]} <= {e for e, q in kept.items() if q == "coverage"}
@@ -341,10 +343,10 @@ def test_expert_time_accounting(queued, tmp_path):
     rows = [_decision(ids[i], who="dr_chen", role="expert") for i in range(3)]
     rows[0]["seconds_spent"], rows[1]["seconds_spent"], rows[2]["seconds_spent"] = 10, 20, 30
     frame = _store(tmp_path, [*rows, _decision(ids[3])])
-    review.build_review_queue(con, frame)
-    review.build_reviewed(con, frame)
-    review.build_verified(con, frame, validation_fraction=0.5)
-    accounting = review.expert_time(con)
+    review_stage.build_review_queue(con, frame)
+    review_stage.build_reviewed(con, frame)
+    review_stage.build_verified(con, frame, validation_fraction=0.5)
+    accounting = review_stage.expert_time(con)
     assert accounting["expert_decisions"] == 3
     assert accounting["expert_seconds_per_decision"] == 20.0
     assert accounting["expert_decisions_per_hour"] == 180.0  # 3600 * 3 / 60
@@ -401,8 +403,8 @@ def test_queue_shows_what_the_filter_stage_found(con):
         """CREATE TABLE pii_redactions AS SELECT 'r1' AS record_id, 'prompt' AS "column",
            'email' AS kind, 12 AS start, 25 AS "end", 12 AS out_start, 19 AS out_end"""
     )
-    review.build_review_queue(con, decisions.load_all(Path("/nonexistent")))
-    items = review.queue_for_app(con).set_index("example_id")
+    review_stage.build_review_queue(con, decisions.load_all(Path("/nonexistent")))
+    items = review_stage.queue_for_app(con).set_index("example_id")
     assert json.loads(items.loc["e1", "flags"]) == [{"rule": "mojibake", "reason": "mojibake"}]
     assert json.loads(items.loc["e1", "pii"]) == [
         {"field": "prompt", "kind": "email", "start": 12, "end": 19}
@@ -415,8 +417,8 @@ def test_queue_shows_what_the_filter_stage_found(con):
 
 
 def test_agreement_check_bounds_kappa_once_there_is_enough_overlap(queued, tmp_path):
-    from curation_assets.core.expectations import run_validations
-    from curation_assets.stages.review import reviewed_expectations
+    from curation_assets.curation.expectations import run_validations
+    from curation_assets.defs.review.assets import reviewed_expectations
 
     con, ids = queued
     rows = []
@@ -426,8 +428,8 @@ def test_agreement_check_bounds_kappa_once_there_is_enough_overlap(queued, tmp_p
             _decision(eid, who="bob", decision=("accept", "reject")[i % 2]),
         ]
     frame = _store(tmp_path, rows)
-    review.build_review_queue(con, frame, review.QueueConfig(reviews_required=2))
-    stats = review.build_reviewed(con, frame, reviews_required=2).set_index("scope")
+    review_stage.build_review_queue(con, frame, review_stage.QueueConfig(reviews_required=2))
+    stats = review_stage.build_reviewed(con, frame, reviews_required=2).set_index("scope")
     assert stats.loc["overall", "items"] == 8 and stats.loc["overall", "kappa"] < 0.4
     strict = Settings(labels=(), min_agreement=0.4, min_agreement_items=5)
     result = run_validations(con, reviewed_expectations(strict))

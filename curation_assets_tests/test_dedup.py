@@ -6,8 +6,12 @@ import unicodedata
 import pandas as pd
 import pytest
 
-from curation_assets.core import dedup, filtering, warehouse
-from curation_assets.core.decontamination import DecontaminationConfig, find_contamination
+from curation_assets.curation import warehouse
+from curation_assets.curation.filtering import dedup, rule_engine
+from curation_assets.curation.filtering.decontamination import (
+    DecontaminationConfig,
+    find_contamination,
+)
 
 REFUND_PROMPT = (
     "I ordered a pair of running shoes from your online store three weeks ago and they "
@@ -259,13 +263,13 @@ def test_filter_rule_rejects_near_duplicates_with_a_reason(con):
     )
     con.execute("UPDATE raw_scrapes SET example_id = 'r1' WHERE record_id = 'r3'")
     dedup.near_duplicates(con, dedup.eligible_records_sql(), 0.8)
-    rules = filtering.rules_for(
+    rules = rule_engine.rules_for(
         min_prompt_chars=5,
         max_prompt_chars=5000,
         min_response_chars=1,
         max_response_chars=5000,
     ) + [dedup.near_duplicate_rule(threshold=0.8)]
-    filtering.run_filters(con, rules)
+    rule_engine.run_filters(con, rules)
     kept = {r[0] for r in con.execute("SELECT record_id FROM filtered").fetchall()}
     assert kept == {"r1", "u0", "u1", "u2"}
     reasons = dict(

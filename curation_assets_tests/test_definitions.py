@@ -1,8 +1,10 @@
 """The code location: it loads, the public asset contract holds, automation is wired."""
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -20,6 +22,7 @@ def defs(tmp_path_factory):
     )
 
 
+@pytest.mark.integration
 def test_dagster_cli_validates_the_code_location(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "CURATION_DATA_DIR": str(tmp_path)}
     result = subprocess.run(
@@ -30,6 +33,28 @@ def test_dagster_cli_validates_the_code_location(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.integration
+def test_dg_lists_every_stage_from_the_defs_folder(tmp_path):
+    """``dg list defs`` (the ``dg`` CLI on ``[tool.dg.project]``) sees the whole graph,
+    each asset in its stage's group, and ``dg check defs`` passes."""
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "CURATION_DATA_DIR": str(tmp_path)}
+    dg_cli = str(Path(sys.executable).with_name("dg"))
+    listed = subprocess.run(
+        [dg_cli, "list", "defs", "--json"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    groups = {a["asset_key"]: a["group_name"] for a in found["assets"]}
+    assert set(CONTRACT) <= set(groups)
+    assert groups["raw_scrapes"] == "ingest" and groups["verified"] == "review"
+    assert {s["name"] for s in found["sensors"]} >= {"crash_recovery", "inbox_sensor"}
+    assert {j["name"] for j in found["jobs"]} == {"ingest_job", "curate_job", "refresh_job"}
+    checked = subprocess.run(
+        [dg_cli, "check", "defs"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_lineage_contract(defs):

@@ -10,9 +10,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from curation_assets.config import Settings
-from curation_assets.core import decisions, review
+from curation_assets.curation.review import decisions, review_stage
 from curation_assets.review_app import create_app
 from curation_assets_tests.fixtures import filter_inbox, page_fields
+
+pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
 
 SAMPLE = Path(__file__).resolve().parent.parent / "curation_assets" / "sample_data"
 PASSWORD = "demo-pass-1"
@@ -23,7 +25,7 @@ def demo(tmp_path_factory) -> Settings:
     """The decision store of a first demo run: bundled decisions imported, the queue the
     pipeline builds from them published (the product's core functions, default settings),
     plus the two users the README has you create."""
-    from curation_assets.stages.review import queue_config
+    from curation_assets.defs.review.assets import queue_config
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("demo"), inbox_dir=SAMPLE / "inbox")
     con = filter_inbox(settings)
@@ -32,8 +34,8 @@ def demo(tmp_path_factory) -> Settings:
     )
     assert report.errors == []
     store = decisions.load_all(settings.decision_store)
-    review.build_review_queue(con, store, queue_config(settings), settings.labels)
-    decisions.publish_queue(settings.decision_store, review.queue_for_app(con))
+    review_stage.build_review_queue(con, store, queue_config(settings), settings.labels)
+    decisions.publish_queue(settings.decision_store, review_stage.queue_for_app(con))
     con.close()
     decisions.add_user(settings.decision_store, "carol", PASSWORD, "reviewer")
     decisions.add_user(settings.decision_store, "dr_chen", PASSWORD, "expert")

@@ -13,8 +13,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from curation_assets.core import rules_documents as rd
-from curation_assets.core.documents import (
+from curation_assets.curation.filtering import document_rules as rd
+from curation_assets.curation.filtering.rule_engine import run_filters
+from curation_assets.curation.ingest.documents import (
     document_format,
     extract,
     read_documents,
@@ -22,9 +23,8 @@ from curation_assets.core.documents import (
     read_warc,
     to_ingest,
 )
-from curation_assets.core.filtering import run_filters
-from curation_assets.core.records import to_canonical
-from curation_assets.core.warehouse import ensure_tables
+from curation_assets.curation.records import to_canonical
+from curation_assets.curation.warehouse import ensure_tables
 
 DATA = Path(__file__).parent / "data" / "documents"
 

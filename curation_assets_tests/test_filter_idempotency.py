@@ -9,9 +9,12 @@ from datetime import datetime
 import duckdb
 import pytest
 
-from curation_assets.core import filter_stage, ingest
-from curation_assets.core.expectations import run_validations
-from curation_assets.stages.filtered import rejections_expectations
+from curation_assets.curation.expectations import run_validations
+from curation_assets.curation.filtering import filter_stage
+from curation_assets.curation.ingest import intake
+from curation_assets.defs.filtering.assets import rejections_expectations
+
+pytestmark = pytest.mark.integration  # whole filter-stage runs: ./scripts/test --fast skips it
 
 CFG = filter_stage.FilterConfig(task_type="instruction", pii_key=b"test")
 BASE = "Explain why the sky looks blue during the day to a curious child in simple words"
@@ -41,7 +44,7 @@ def _write(tmp_path, name, rows):
 
 def _ingest(con, tmp_path, name, rows, when):
     path = _write(tmp_path, name, rows)
-    ingest.store_batch(con, ingest.read_file(path, {}, 100_000), when)
+    intake.store_batch(con, intake.read_file(path, {}, 100_000), when)
 
 
 def _state(con):

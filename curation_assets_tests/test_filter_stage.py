@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from curation_assets.core import filter_stage, filtering, ingest, rules_documents, rules_pairs
+from curation_assets.curation.filtering import document_rules, filter_stage, pair_rules, rule_engine
+from curation_assets.curation.ingest import intake
 
 CFG = filter_stage.FilterConfig(task_type="instruction", min_prompt_chars=8)
 
@@ -37,7 +38,7 @@ GOOD = [
 def _load(con, tmp_path, name, rows, when):
     path = tmp_path / name
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
-    ingest.store_batch(con, ingest.read_file(path, {}, 100_000), when)
+    intake.store_batch(con, intake.read_file(path, {}, 100_000), when)
 
 
 def _fired(con) -> dict[str, set[str]]:
@@ -222,24 +223,24 @@ def test_changed_thresholds_recompute_cached_flags(con, tmp_path):
 
 def test_web_documents_are_ingested_and_get_document_rules_not_pair_rules(con, tmp_path):
     data = Path(__file__).parent / "data" / "documents"
-    warc = ingest.read_file(data / "crawl-sample.warc.gz", {}, 1_000_000)
-    page = ingest.read_file(data / "own-article.html", {}, 1_000_000)
+    warc = intake.read_file(data / "crawl-sample.warc.gz", {}, 1_000_000)
+    page = intake.read_file(data / "own-article.html", {}, 1_000_000)
     assert warc.file_format == "warc" and page.file_format == "html"
     assert len(warc.records) > 0 and len(page.records) == 1
-    ingest.store_batch(con, warc, datetime(2026, 1, 1))
-    ingest.store_batch(con, page, datetime(2026, 1, 1))
+    intake.store_batch(con, warc, datetime(2026, 1, 1))
+    intake.store_batch(con, page, datetime(2026, 1, 1))
     # an instruction batch beside them: its records must never meet a document rule
     _load(con, tmp_path, "a.jsonl", GOOD, datetime(2026, 1, 2))
     filter_stage.run_stage(con, CFG)
     by_rule = dict(con.sql("SELECT rule, count(*) FROM rejections GROUP BY 1").fetchall())
-    document_rules = {r.name for r in rules_documents.document_rules()}
-    pair_only = {r.name for r in rules_pairs.pair_rules()} - {"near_duplicate"}
+    document_rule_names = {r.name for r in document_rules.document_rules()}
+    pair_only = {r.name for r in pair_rules.pair_rules()} - {"near_duplicate"}
     fired = con.sql("SELECT record_id, rule FROM rejections").df()
     on_pairs = fired[fired["record_id"].str.startswith("a.jsonl")]
     on_docs = fired[~fired["record_id"].str.startswith("a.jsonl")]
     assert on_pairs.empty
     assert not set(on_docs["rule"]) & pair_only  # e.g. no empty_response on a web page
-    assert set(by_rule) <= document_rules | {
+    assert set(by_rule) <= document_rule_names | {
         "exact_duplicate",
         "near_duplicate",
         "language_not_allowed",
@@ -254,8 +255,8 @@ def test_web_documents_are_ingested_and_get_document_rules_not_pair_rules(con, t
 
 def test_a_rule_that_suddenly_drops_most_of_a_batch_fails_the_filtered_suite(con, tmp_path):
     from curation_assets.config import Settings
-    from curation_assets.core.expectations import run_validations
-    from curation_assets.stages.filtered import filtered_expectations
+    from curation_assets.curation.expectations import run_validations
+    from curation_assets.defs.filtering.assets import filtered_expectations
 
     settings = Settings(data_dir=tmp_path, task_type="instruction", labels=())
     rows = [*GOOD, *({"instruction": f"Say {i}.", "output": "ok"} for i in range(6))]
@@ -296,14 +297,14 @@ def test_incremental_runs_decide_as_one_run_over_the_same_data(con, tmp_path):
     import duckdb
 
     data = Path(__file__).parent / "data" / "documents"
-    warc = ingest.read_file(data / "crawl-sample.warc.gz", {}, 1_000_000)
-    page = ingest.read_file(data / "own-article.html", {}, 1_000_000)
+    warc = intake.read_file(data / "crawl-sample.warc.gz", {}, 1_000_000)
+    page = intake.read_file(data / "own-article.html", {}, 1_000_000)
     junk_path = tmp_path / "junk.html"
     junk_path.write_text(
         "<html><head><title>Deals</title></head><body><p>Subscribe now! Subscribe now!"
         "</p><ul>" + "<li>Buy</li>" * 20 + "</ul></body></html>"
     )
-    junk = ingest.read_file(junk_path, {}, 1_000_000)
+    junk = intake.read_file(junk_path, {}, 1_000_000)
     near = dict(GOOD[0], output=GOOD[0]["output"] + " That is all.")
     a_rows = [
         *GOOD,
@@ -338,11 +339,11 @@ def test_incremental_runs_decide_as_one_run_over_the_same_data(con, tmp_path):
     evaluation = pd.DataFrame(
         {"eval_id": ["e1"], "text": [GOOD[3]["instruction"] + " " + GOOD[3]["output"]]}
     )
-    ingest.store_batch(con, warc, jan1)
+    intake.store_batch(con, warc, jan1)
     load_all(con, [("a.jsonl", a_rows, jan1)])
     filter_stage.run_stage(con, CFG)
-    ingest.store_batch(con, page, jan2)
-    ingest.store_batch(con, junk, jan2)
+    intake.store_batch(con, page, jan2)
+    intake.store_batch(con, junk, jan2)
     load_all(con, [("b.jsonl", b_rows, jan2), ("a.jsonl", a_changed, jan1), late])
     report = filter_stage.run_stage(con, CFG, evaluation)
     assert report.new_records["record_rules"] == 2 + len(b_rows) + 2  # pages, B, A:7, C
@@ -350,14 +351,14 @@ def test_incremental_runs_decide_as_one_run_over_the_same_data(con, tmp_path):
 
     fresh = duckdb.connect(str(tmp_path / "fresh.duckdb"))
     try:
-        ingest.store_batch(fresh, warc, jan1)
-        ingest.store_batch(fresh, page, jan2)
-        ingest.store_batch(fresh, junk, jan2)
+        intake.store_batch(fresh, warc, jan1)
+        intake.store_batch(fresh, page, jan2)
+        intake.store_batch(fresh, junk, jan2)
         load_all(fresh, [("a.jsonl", a_changed, jan1), ("b.jsonl", b_rows, jan2), late])
         filter_stage.run_stage(fresh, CFG, evaluation)
         once = _outcome(fresh)
         unaccounted = fresh.sql(
-            "SELECT sum(unaccounted) FROM (" + filtering.batch_accounting_sql() + ")"
+            "SELECT sum(unaccounted) FROM (" + rule_engine.batch_accounting_sql() + ")"
         ).fetchall()[0][0]
     finally:
         fresh.close()
@@ -365,7 +366,7 @@ def test_incremental_runs_decide_as_one_run_over_the_same_data(con, tmp_path):
     fired = {rule for _, rule in once[1]}
     assert {"near_duplicate", "exact_duplicate", "language_not_allowed", "mojibake"} <= fired
     assert {"control_characters", "missing_input_media", "empty_response"} <= fired
-    assert fired & {r.name for r in rules_documents.document_rules()}
+    assert fired & {r.name for r in document_rules.document_rules()}
     assert ("a.jsonl:7", "response_too_short") not in once[1]  # the edited record, re-judged
     assert ("a.jsonl:2", "exact_duplicate") in once[1]  # old records' corpus flags changed
     assert ("a.jsonl:4", "contaminated") in once[1]
@@ -373,7 +374,7 @@ def test_incremental_runs_decide_as_one_run_over_the_same_data(con, tmp_path):
     assert unaccounted == 0
     assert (
         con.sql(
-            "SELECT sum(unaccounted) FROM (" + filtering.batch_accounting_sql() + ")"
+            "SELECT sum(unaccounted) FROM (" + rule_engine.batch_accounting_sql() + ")"
         ).fetchall()[0][0]
         == 0
     )

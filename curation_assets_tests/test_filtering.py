@@ -5,9 +5,10 @@ from datetime import datetime
 
 import pytest
 
-from curation_assets.core import filtering, ingest
+from curation_assets.curation.filtering import rule_engine
+from curation_assets.curation.ingest import intake
 
-RULES = filtering.rules_for(
+RULES = rule_engine.rules_for(
     min_prompt_chars=8,
     max_prompt_chars=60,
     min_response_chars=1,
@@ -19,7 +20,7 @@ RULES = filtering.rules_for(
 def _load(con, tmp_path, name, rows, when):
     path = tmp_path / name
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    ingest.store_batch(con, ingest.read_file(path, {}, 10_000), when)
+    intake.store_batch(con, intake.read_file(path, {}, 10_000), when)
 
 
 def _rules_by_record(con):
@@ -44,7 +45,7 @@ def test_each_rule_fires_and_every_reason_is_kept(con, tmp_path):
         ],
         datetime(2026, 1, 1),
     )
-    filtering.run_filters(con, RULES)
+    rule_engine.run_filters(con, RULES)
     fired = _rules_by_record(con)
     assert fired == {
         "a.jsonl:2": {"prompt_too_short"},
@@ -68,11 +69,11 @@ def test_duplicates_across_batches_keep_the_first_batch_by_name(con, tmp_path):
     row = {"text": "my parcel never arrived", "label": "billing"}
     _load(con, tmp_path, "z_second.jsonl", [row], datetime(2026, 1, 1))
     _load(con, tmp_path, "a_first.jsonl", [row], datetime(2026, 1, 2))
-    filtering.run_filters(con, RULES)
+    rule_engine.run_filters(con, RULES)
     assert con.sql("SELECT batch FROM filtered").fetchall() == [("a_first.jsonl",)]
     assert set(_rules_by_record(con)) == {"z_second.jsonl:1"}
     _load(con, tmp_path, "a_first.jsonl", [row], datetime(2026, 1, 3))  # ingested again
-    filtering.run_filters(con, RULES)
+    rule_engine.run_filters(con, RULES)
     assert con.sql("SELECT batch FROM filtered").fetchall() == [("a_first.jsonl",)]
     assert set(_rules_by_record(con)) == {"z_second.jsonl:1"}
 
@@ -83,9 +84,9 @@ def test_accounting_adds_up_per_batch(con, tmp_path):
         '{"text": "refund my last invoice", "label": "billing"}\n{bad\n'
         '{"text": "hi", "label": "login"}\n'
     )
-    ingest.store_batch(con, ingest.read_file(path, {}, 10_000), datetime(2026, 1, 1))
-    filtering.run_filters(con, RULES)
-    row = filtering.batch_accounting(con).df().iloc[0]
+    intake.store_batch(con, intake.read_file(path, {}, 10_000), datetime(2026, 1, 1))
+    rule_engine.run_filters(con, RULES)
+    row = rule_engine.batch_accounting(con).df().iloc[0]
     assert (row.units_read, row.kept, row.rejected, row.quarantined) == (3, 1, 1, 1)
     assert row.unaccounted == 0
 
@@ -94,7 +95,7 @@ def test_accounting_adds_up_per_batch(con, tmp_path):
 def test_label_rule_only_with_a_label_set(labels, fires):
     names = {
         r.name
-        for r in filtering.rules_for(
+        for r in rule_engine.rules_for(
             min_prompt_chars=1,
             max_prompt_chars=9,
             min_response_chars=1,

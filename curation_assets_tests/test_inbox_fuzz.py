@@ -22,10 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation_assets.core import ingest
-from curation_assets.core.expectations import run_validations
-from curation_assets.stages.ingest import quarantine_expectations, raw_scrapes_expectations
+from curation_assets.curation.expectations import run_validations
+from curation_assets.curation.ingest import intake
+from curation_assets.defs.ingest.assets import quarantine_expectations, raw_scrapes_expectations
 from curation_assets_tests.fixtures import small_settings
+
+pytestmark = pytest.mark.integration  # a 6,866-unit corpus: ./scripts/test --fast skips it
 
 SECRET = "TOP-SECRET-OUTSIDE-THE-INBOX-4f1c"
 LABELS = ["card_arrival", "pending_transfer", "lost_card", "refund"]
@@ -126,7 +128,7 @@ def build_corpus(inbox: Path, outside: Path, seed: int = 13) -> Corpus:
     inbox.mkdir(parents=True)
     # JSONL with every line ending and a BOM; blank lines are separators, not units.
     for i, (eol, bom) in enumerate(
-        [(b"\n", b""), (b"\r\n", b""), (b"\r", b""), (b"\n", ingest.UTF8_BOM)] * 6
+        [(b"\n", b""), (b"\r\n", b""), (b"\r", b""), (b"\n", intake.UTF8_BOM)] * 6
     ):
         lines, kept = _jsonl_lines(corpus, 120)
         body = bom + eol.join(line + (eol if j % 17 == 0 else b"") for j, line in enumerate(lines))
@@ -142,7 +144,7 @@ def build_corpus(inbox: Path, outside: Path, seed: int = 13) -> Corpus:
     rows = [corpus.row() for _ in range(40)]
     corpus.add("lines.json", b"\n".join(json.dumps(r).encode() for r in rows), 40, 40)
     broken = json.dumps([corpus.row() for _ in range(30)])[:-1]  # never closed
-    corpus.add("unclosed_array.json", ingest.UTF8_BOM + broken.encode(), 31, 30)
+    corpus.add("unclosed_array.json", intake.UTF8_BOM + broken.encode(), 31, 30)
     garbage = json.dumps([corpus.row() for _ in range(10)]) + ' {"x": 1}'
     latin = b'[{"text": "ok one", "label": "refund"}, {"text": "caf\xe9", "label": "refund"}]'
     corpus.add("latin1_array.json", latin, 2, 1)
@@ -239,12 +241,12 @@ def fuzzed(tmp_path_factory):
     settings = small_settings(root / "data", base_model="unused", max_record_bytes=2_000)
     corpus = build_corpus(settings.inbox, root / "outside" / "passwd")
     con = duckdb.connect(str(root / "warehouse.duckdb"))
-    entries = ingest.list_inbox(settings.inbox)
+    entries = intake.list_inbox(settings.inbox)
     for path in entries:
-        result = ingest.read_file(
+        result = intake.read_file(
             path, settings.column_mapping, settings.max_record_bytes, settings.inbox
         )
-        ingest.store_batch(con, result, datetime(2026, 12, 1))
+        intake.store_batch(con, result, datetime(2026, 12, 1))
     yield corpus, con, settings, entries
     con.close()
 
@@ -368,7 +370,7 @@ def test_reading_twice_gives_the_same_rows(fuzzed, tmp_path):
     _, _, settings, entries = fuzzed
     for path in entries:
         if path.name.startswith("scrape_0") or path.suffix in {".csv", ".parquet"}:
-            a = ingest.read_file(path, settings.column_mapping, settings.max_record_bytes)
-            b = ingest.read_file(path, settings.column_mapping, settings.max_record_bytes)
+            a = intake.read_file(path, settings.column_mapping, settings.max_record_bytes)
+            b = intake.read_file(path, settings.column_mapping, settings.max_record_bytes)
             assert a.records.equals(b.records) and a.quarantine.equals(b.quarantine)
             assert a.read_key == b.read_key

@@ -7,8 +7,8 @@ import datasets
 import pandas as pd
 import pytest
 
-from curation_assets.core import ingest
-from curation_assets.core.records import example_id, resolve_columns, to_canonical
+from curation_assets.curation.ingest import intake
+from curation_assets.curation.records import example_id, resolve_columns, to_canonical
 
 
 def _write_jsonl(path, lines: list[bytes]):
@@ -29,7 +29,7 @@ def test_malformed_lines_are_quarantined_with_line_and_reason(tmp_path):
             json.dumps({"text": "x" * 500, "label": "a"}).encode(),
         ],
     )
-    result = ingest.read_file(path, {}, max_record_bytes=300)
+    result = intake.read_file(path, {}, max_record_bytes=300)
     assert list(result.records["prompt"]) == ["where is my card"]
     reasons = dict(zip(result.quarantine["line_no"], result.quarantine["reason"], strict=True))
     assert reasons[2].startswith("malformed JSON")
@@ -44,7 +44,7 @@ def test_malformed_lines_are_quarantined_with_line_and_reason(tmp_path):
 def test_csv_wrong_field_count_and_encoding(tmp_path):
     path = tmp_path / "b.csv"
     path.write_bytes(b'text,category\nhello there,a\n"two\nlines",b\nx,y,z\n\xff,c\n')
-    result = ingest.read_file(path, {}, 10_000)
+    result = intake.read_file(path, {}, 10_000)
     assert list(result.records["line_no"]) == [2, 3]
     assert result.records["prompt"].tolist() == ["hello there", "two\nlines"]
     assert set(result.quarantine["reason"]) == {
@@ -59,7 +59,7 @@ def test_unreadable_and_unsupported_files_become_one_quarantine_row(tmp_path):
     unknown = tmp_path / "d.xml"
     unknown.write_text("<x/>")
     for path, start in ((bad_parquet, "unreadable file"), (unknown, "unsupported format")):
-        result = ingest.read_file(path, {}, 10_000)
+        result = intake.read_file(path, {}, 10_000)
         assert result.records.empty
         assert len(result.quarantine) == 1
         assert result.quarantine["reason"][0].startswith(start)
@@ -72,10 +72,10 @@ def test_parquet_and_hf_dataset_are_read(tmp_path):
     frame.to_parquet(tmp_path / "e.parquet")
     datasets.Dataset.from_pandas(frame).save_to_disk(str(tmp_path / "f_dataset"))
     for path in (tmp_path / "e.parquet", tmp_path / "f_dataset"):
-        result = ingest.read_file(path, {}, 10_000)
+        result = intake.read_file(path, {}, 10_000)
         assert result.records["response"].tolist() == ["4", "Paris"]
         assert result.quarantine.empty
-    assert [p.name for p in ingest.list_inbox(tmp_path)] == ["e.parquet", "f_dataset"]
+    assert [p.name for p in intake.list_inbox(tmp_path)] == ["e.parquet", "f_dataset"]
 
 
 def test_column_mapping_from_config_wins(tmp_path):
@@ -108,7 +108,7 @@ def test_store_batch_is_idempotent(tmp_path, con):
         + [b"{oops"],
     )
     for _ in range(2):
-        ingest.store_batch(con, ingest.read_file(path, {}, 10_000), datetime(2026, 1, 1))
+        intake.store_batch(con, intake.read_file(path, {}, 10_000), datetime(2026, 1, 1))
     assert con.sql("SELECT count(*) FROM raw_scrapes").fetchall()[0][0] == 5
     assert con.sql("SELECT count(*) FROM quarantine").fetchall()[0][0] == 1
     assert con.sql("SELECT units_read FROM ingest_batches").fetchall() == [(6,)]
@@ -118,7 +118,7 @@ def test_store_batch_is_idempotent(tmp_path, con):
 def test_empty_file_reads_zero_units(tmp_path, name):
     path = tmp_path / name
     path.write_text("text,label\n" if name.endswith("csv") else "")
-    result = ingest.read_file(path, {}, 100)
+    result = intake.read_file(path, {}, 100)
     assert result.units_read == 0
 
 
@@ -134,13 +134,14 @@ def test_unicode_line_separators_inside_values_keep_rows_aligned(tmp_path, separ
         pd.DataFrame(rows).to_csv(path, index=False)
     else:
         path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
-    result = ingest.read_file(path, {}, max_record_bytes=10_000)
+    result = intake.read_file(path, {}, max_record_bytes=10_000)
     assert len(result.records) == 2 and result.quarantine.empty
     originals = [json.loads(o) for o in result.records["original"]]
     assert [o["label"] for o in originals] == ["card_arrival", "pending_transfer"]
     assert originals[0]["text"] == rows[0]["text"]
 
 
+@pytest.mark.integration
 def test_ingest_stage_records_odd_entries_and_keeps_unchanged_batches(tmp_path):
     """The Dagster ingest step on an empty file, a hidden file and a dangling link (each
     an audited batch, none a crash), and a second ingest of an unchanged file (rows and
@@ -151,7 +152,7 @@ def test_ingest_stage_records_odd_entries_and_keeps_unchanged_batches(tmp_path):
     import duckdb
 
     from curation_assets.definitions import build_definitions
-    from curation_assets.stages.ingest import inbox_files
+    from curation_assets.defs.ingest.assets import inbox_files
     from curation_assets_tests.fixtures import make_rows, small_settings, write_inbox
 
     settings = small_settings(tmp_path / "data", base_model="unused")
@@ -159,7 +160,7 @@ def test_ingest_stage_records_odd_entries_and_keeps_unchanged_batches(tmp_path):
     (settings.inbox / "empty.csv").write_bytes(b"")
     (settings.inbox / ".swap.jsonl").write_text('{"text": "x", "label": "y"}\n')
     os.symlink(tmp_path / "nowhere.jsonl", settings.inbox / "gone.jsonl")
-    keys = [p.name for p in ingest.list_inbox(settings.inbox)]
+    keys = [p.name for p in intake.list_inbox(settings.inbox)]
     assert keys == [".swap.jsonl", "a.jsonl", "empty.csv", "gone.jsonl"]
     job = build_definitions(settings).resolve_job_def("ingest_job")
 

@@ -7,15 +7,17 @@ import duckdb
 import pandas as pd
 import pytest
 
-from curation_assets.core.ladder import RUNGS, build_rungs
-from curation_assets.training.ladder import (
+from curation_assets.curation.evaluation.ladder_rungs import RUNGS, build_rungs
+from curation_assets.curation.evaluation.ladder_training import (
     budget_steps,
     ladder_markdown,
     ladder_plot_png,
     run_ladder,
 )
-from curation_assets.training.params import TrainParams
+from curation_assets.curation.training.params import TrainParams
 from curation_assets_tests.tiny_models import build_tiny_classifier_base
+
+pytestmark = pytest.mark.integration  # real model training: ./scripts/test --fast skips it
 
 KEYWORDS = {
     "refund": ["refund", "money", "reimburse"],
@@ -173,9 +175,9 @@ def test_quality_ladder_asset_writes_its_table_and_passes_its_check(
 ) -> None:
     import dagster as dg
 
-    from curation_assets.core import decisions as store
-    from curation_assets.resources import build_resources
-    from curation_assets.stages.ladder import quality_ladder, quality_ladder_check
+    from curation_assets.curation.review import decisions as store
+    from curation_assets.defs.evaluation.quality_ladder import quality_ladder, quality_ladder_check
+    from curation_assets.defs.resources import build_resources
     from curation_assets_tests.fixtures import small_settings
 
     settings = small_settings(tmp_path / "data", base_model=str(tiny_base), epochs=2.0)

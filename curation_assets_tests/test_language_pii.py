@@ -6,10 +6,9 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from curation_assets.core import language
-from curation_assets.core.filtering import run_filters
-from curation_assets.core.language import annotate_languages, detect, language_rule
-from curation_assets.core.pii import (
+from curation_assets.curation.filtering import language
+from curation_assets.curation.filtering.language import annotate_languages, detect, language_rule
+from curation_assets.curation.filtering.pii import (
     PII_KINDS,
     find_pii,
     luhn_ok,
@@ -18,7 +17,8 @@ from curation_assets.core.pii import (
     redact_many,
     value_hash,
 )
-from curation_assets.core.warehouse import ensure_tables
+from curation_assets.curation.filtering.rule_engine import run_filters
+from curation_assets.curation.warehouse import ensure_tables
 
 SENTENCES = {
     "en": "The council will discuss on Thursday whether to turn three vacant lots into gardens.",

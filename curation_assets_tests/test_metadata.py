@@ -5,7 +5,13 @@ import math
 import dagster as dg
 import numpy as np
 
-from curation_assets.metadata import as_table, image, line_plot_png, rounded_floats, thinned
+from curation_assets.defs.shared.metadata import (
+    as_table,
+    image,
+    line_plot_png,
+    rounded_floats,
+    thinned,
+)
 
 
 def test_rows_become_a_typed_table_with_rounded_floats():

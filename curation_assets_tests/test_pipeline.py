@@ -11,10 +11,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from curation_assets import cli, pipeline
-from curation_assets.core import decisions
+from curation_assets import cli
+from curation_assets.curation.review import decisions
 from curation_assets.definitions import build_definitions
-from curation_assets.pipeline import run_everything
+from curation_assets.runs import pipeline
+from curation_assets.runs.pipeline import run_everything
 from curation_assets_tests.fixtures import (
     CONTRACT,
     make_rows,
@@ -24,6 +25,8 @@ from curation_assets_tests.fixtures import (
     write_inbox,
 )
 from curation_assets_tests.tiny_models import build_tiny_classifier_base
+
+pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
 
 
 @pytest.fixture(scope="module")

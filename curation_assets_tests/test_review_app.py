@@ -24,7 +24,7 @@ from markupsafe import escape
 from starlette.testclient import TestClient
 
 from curation_assets.config import Settings
-from curation_assets.core import decisions
+from curation_assets.curation.review import decisions
 from curation_assets.review_app import create_app
 from curation_assets_tests.fixtures import page_fields
 
@@ -512,6 +512,7 @@ def spawned():
             proc.wait(10)
 
 
+@pytest.mark.integration
 def test_sigkill_under_load_while_dagster_runs_loses_and_duplicates_nothing(tmp_path, spawned):
     """Eight reviewers submit while Dagster materializes the review stages; the server is
     SIGKILLed mid-load and restarted. Every acknowledged decision is stored exactly once,
@@ -519,7 +520,7 @@ def test_sigkill_under_load_while_dagster_runs_loses_and_duplicates_nothing(tmp_
     import dagster as dg
 
     from curation_assets.definitions import build_definitions
-    from curation_assets.pipeline import run_everything
+    from curation_assets.runs.pipeline import run_everything
     from curation_assets_tests.fixtures import make_rows, small_settings, write_inbox
 
     settings = small_settings(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from curation_assets.core import decisions
+from curation_assets.curation.review import decisions
 from curation_assets.review_app import create_app
 from curation_assets.review_app import store as review_store
 from curation_assets.review_app.app import SESSION_COOKIE
@@ -341,15 +341,15 @@ def test_audit_trail_finds_rewrites_gaps_and_deletions(tmp_path):
 
 
 def _run_check(settings, instance) -> dg.AssetCheckEvaluation:
-    from curation_assets.resources import build_resources
-    from curation_assets.stages import review
+    from curation_assets.defs.resources import build_resources
+    from curation_assets.defs.review.assets import review_decisions, review_decisions_check
 
     job = dg.define_asset_job(
-        "check_decisions", selection=dg.AssetSelection.checks(review.review_decisions_check)
+        "check_decisions", selection=dg.AssetSelection.checks(review_decisions_check)
     )
     defs = dg.Definitions(
-        assets=[review.review_decisions],
-        asset_checks=[review.review_decisions_check],
+        assets=[review_decisions],
+        asset_checks=[review_decisions_check],
         jobs=[job],
         resources=build_resources(settings),
     )

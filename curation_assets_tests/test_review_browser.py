@@ -19,9 +19,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from curation_assets.core import decisions
+from curation_assets.curation.review import decisions
 from curation_assets.definitions import build_definitions
-from curation_assets.pipeline import run_everything
+from curation_assets.runs.pipeline import run_everything
 from curation_assets_tests.fixtures import (
     LABELS,
     make_rows,
@@ -30,6 +30,8 @@ from curation_assets_tests.fixtures import (
     write_inbox,
 )
 from curation_assets_tests.test_review_app import PASSWORD, _free_port, _login
+
+pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
 
 CHROMIUM_ARGS = [
     "--headless",

@@ -2,7 +2,7 @@
 
 Records are built the way ingest builds them (``records.to_canonical``: instruction plus
 input, the original fields as JSON), stored in an in-memory ``raw_scrapes`` and filtered
-with ``filtering.run_filters``, so the SQL is tested exactly as the stage runs it.
+with ``rule_engine.run_filters``, so the SQL is tested exactly as the stage runs it.
 """
 
 import json
@@ -11,12 +11,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-from curation_assets.core import annotators, filtering, rules_pairs, warehouse
-from curation_assets.core.records import example_id_sql, to_canonical
+from curation_assets.curation import warehouse
+from curation_assets.curation.filtering import annotators, pair_rules, rule_engine
+from curation_assets.curation.records import example_id_sql, to_canonical
 
 DEDUP = next(
     r
-    for r in filtering.rules_for(
+    for r in rule_engine.rules_for(
         min_prompt_chars=0, max_prompt_chars=10**9, min_response_chars=0, max_response_chars=10**9
     )
     if r.name == "exact_duplicate"
@@ -51,7 +52,7 @@ def _con(rows: list[dict]) -> duckdb.DuckDBPyConnection:
 def _fired(rows: list[dict], **kwargs) -> list[set[str]]:
     """The pair rules that fired, one set per row (in order)."""
     con = _con(rows)
-    filtering.run_filters(con, [*rules_pairs.pair_rules(**kwargs), DEDUP])
+    rule_engine.run_filters(con, [*pair_rules.pair_rules(**kwargs), DEDUP])
     fired: dict[str, set[str]] = {f"t:{i}": set() for i in range(1, len(rows) + 1)}
     for record_id, rule in con.sql("SELECT record_id, rule FROM rejections").fetchall():
         if rule != DEDUP.name:
@@ -255,9 +256,9 @@ def test_good_pairs_pass_every_rule():
 
 
 def test_every_rule_has_examples_and_a_reason():
-    names = {r.name for r in rules_pairs.pair_rules()}
+    names = {r.name for r in pair_rules.pair_rules()}
     assert names == set(BAD)
-    assert all(r.reason for r in rules_pairs.pair_rules(labelled=True))
+    assert all(r.reason for r in pair_rules.pair_rules(labelled=True))
 
 
 def test_conflicting_labels_flags_every_member_and_names_the_labels():
@@ -268,7 +269,7 @@ def test_conflicting_labels_flags_every_member_and_names_the_labels():
         {"text": "my transfer is stuck on pending.", "label": "pending_transfer"},
     ]
     con = _con(rows)
-    filtering.run_filters(con, [*rules_pairs.pair_rules(labelled=True), DEDUP])
+    rule_engine.run_filters(con, [*pair_rules.pair_rules(labelled=True), DEDUP])
     conflicts = dict(
         con.sql(
             "SELECT record_id, reason FROM rejections WHERE rule = 'conflicting_labels'"
@@ -281,19 +282,19 @@ def test_conflicting_labels_flags_every_member_and_names_the_labels():
 
 
 def test_labelled_rule_set_keeps_text_rules_only():
-    names = [r.name for r in rules_pairs.pair_rules(labelled=True)]
+    names = [r.name for r in pair_rules.pair_rules(labelled=True)]
     assert "conflicting_labels" in names
     assert "code_request_without_code" not in names and "empty_response" not in names
     assert "control_characters" in names and "mojibake" in names
 
 
 def test_thresholds_are_keyword_arguments():
-    rules = {r.name: r for r in rules_pairs.pair_rules(max_char_run=5, min_truncated_chars=20)}
+    rules = {r.name: r for r in pair_rules.pair_rules(max_char_run=5, min_truncated_chars=20)}
     assert "5+ times" in rules["repeated_characters"].reason
     assert "20+ characters" in rules["truncated_response"].reason
     (fired,) = _fired([pair("Express surprise.", "Wowwwww")], max_char_run=5)
     assert fired == {"repeated_characters"}
-    assert "mojibake" not in {r.name for r in rules_pairs.pair_rules(annotations_table=None)}
+    assert "mojibake" not in {r.name for r in pair_rules.pair_rules(annotations_table=None)}
 
 
 def test_missing_fields_never_fire_except_a_missing_response():
@@ -305,7 +306,7 @@ def test_missing_fields_never_fire_except_a_missing_response():
         "('t:2', 'b', 't', NULL, 2, 's', NULL, 'Blue.', 'not json', now())"
     )
     annotators.store_annotations(con)
-    filtering.run_filters(con, rules_pairs.pair_rules())
+    rule_engine.run_filters(con, pair_rules.pair_rules())
     fired = con.sql("SELECT record_id, rule FROM rejections ORDER BY ALL").fetchall()
     assert fired == [("t:1", "empty_response")]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from curation_assets.config import Settings
-from curation_assets.core import decisions, ingest, review
+from curation_assets.curation.ingest import intake
+from curation_assets.curation.review import decisions, review_stage
 from curation_assets_tests.fixtures import filter_inbox
 
 SAMPLE = Path(__file__).resolve().parent.parent / "curation_assets" / "sample_data"
@@ -27,7 +28,7 @@ def _decisions() -> list[dict]:
 
 def test_sample_inbox_ingests_as_the_manifest_says():
     for name, expected in MANIFEST["files"].items():
-        result = ingest.read_file(SAMPLE / "inbox" / name, {}, Settings().max_record_bytes)
+        result = intake.read_file(SAMPLE / "inbox" / name, {}, Settings().max_record_bytes)
         assert result.units_read == expected["units"], name
         assert len(result.records) == expected["expected_records"], name
         assert len(result.quarantine) == expected["expected_quarantined"], name
@@ -94,17 +95,17 @@ def test_sample_decisions_leave_work_for_a_new_reviewer_and_a_new_expert():
 @pytest.mark.slow
 def test_sample_data_matches_what_the_pipeline_computes(tmp_path):
     """Ingest, filter, queue, review and verify the sample with default settings."""
-    from curation_assets.stages.review import queue_config
+    from curation_assets.defs.review.assets import queue_config
 
     settings = Settings(data_dir=tmp_path, inbox_dir=SAMPLE / "inbox")
     labels = settings.labels
     con = filter_inbox(settings)
     decisions.import_file(DECISIONS, settings.decision_store)
     store = decisions.load_all(settings.decision_store)
-    scoring = review.build_review_queue(con, store, queue_config(settings), labels)
-    stats = review.build_reviewed(con, store, settings.reviews_required, labels)
-    review.build_verified(con, store, settings.validation_fraction)
-    timing = review.expert_time(con)
+    scoring = review_stage.build_review_queue(con, store, queue_config(settings), labels)
+    stats = review_stage.build_reviewed(con, store, settings.reviews_required, labels)
+    review_stage.build_verified(con, store, settings.validation_fraction)
+    timing = review_stage.expert_time(con)
 
     def scalar(sql: str):
         return con.execute(sql).fetchall()[0][0]
@@ -147,7 +148,7 @@ def test_sample_data_matches_what_the_pipeline_computes(tmp_path):
     # what the review app offers a new reviewer and a new expert on the published queue
     from curation_assets.review_app import store as app_store
 
-    decisions.publish_queue(settings.decision_store, review.queue_for_app(con))
+    decisions.publish_queue(settings.decision_store, review_stage.queue_for_app(con))
     for who, role in (("new_reviewer", "reviewer"), ("new_expert", "expert")):
         for queue in decisions.QUEUES:
             user = {"username": who, "role": role}

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from curation_assets.config import Settings
-from curation_assets.training import pipes_train
-from curation_assets.training.launch import k8s_run_kwargs, training_launch
-from curation_assets.training.params import TrainParams
-from curation_assets.training.sft import (
+from curation_assets.curation.training import pipes_train
+from curation_assets.curation.training.launch import k8s_run_kwargs, training_launch
+from curation_assets.curation.training.params import TrainParams
+from curation_assets.curation.training.sft import (
     IGNORE_INDEX,
     BucketBatchSampler,
     TokenCountingCollator,
@@ -21,6 +21,8 @@ from curation_assets.training.sft import (
     train_sft,
 )
 from curation_assets_tests.tiny_models import build_tiny_causal_lm
+
+pytestmark = pytest.mark.integration  # real model training: ./scripts/test --fast skips it
 
 COLORS = ["red", "blue", "green", "yellow"]
 REPO = Path(__file__).resolve().parents[1]
@@ -242,7 +244,7 @@ def test_lora_adapter_saves_small_and_reloads_to_the_same_outputs(
 def test_require_gpu_without_cuda_fails_clearly(tmp_path: Path, lm_base: Path) -> None:
     import torch
 
-    from curation_assets.training.params import GPUUnavailableError
+    from curation_assets.curation.training.params import GPUUnavailableError
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
@@ -272,7 +274,7 @@ def test_remote_launch_builds_pipes_k8s_arguments(tmp_path: Path) -> None:
         {"lora": True, "require_gpu": True},
         report_convergence_check=True,
     )
-    assert launch.command[1:] == ["-m", "curation_assets.training.pipes_train"]
+    assert launch.command[1:] == ["-m", "curation_assets.curation.training.pipes_train"]
     assert launch.extras["task_type"] == "sft" and launch.extras["params"]["lora"] is True
     kwargs = k8s_run_kwargs(
         launch,
@@ -294,7 +296,7 @@ def test_remote_launch_builds_pipes_k8s_arguments(tmp_path: Path) -> None:
     except ImportError:
         pass
     assert set(kwargs) <= known
-    assert kwargs["command"] == ["python", "-m", "curation_assets.training.pipes_train"]
+    assert kwargs["command"] == ["python", "-m", "curation_assets.curation.training.pipes_train"]
     assert kwargs["extras"] == launch.extras and kwargs["env"]["HF_TOKEN"] == "from-a-secret"
     container = kwargs["base_pod_spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"

@@ -4,10 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curation_assets.core import review, static_embeddings, suspect_model, suspects
-from curation_assets.core.records import example_id
+from curation_assets.curation.records import example_id
+from curation_assets.curation.review import review_stage, static_embeddings, suspect_model, suspects
 from curation_assets_tests.test_suspects import support_messages
 from curation_assets_tests.tiny_models import build_tiny_classifier_base
+
+pytestmark = pytest.mark.integration  # real model training: ./scripts/test --fast skips it
 
 
 def _load(con, frame: pd.DataFrame) -> None:
@@ -17,7 +19,7 @@ def _load(con, frame: pd.DataFrame) -> None:
                                  "response"]])  # fmt: skip
     con.execute("CREATE OR REPLACE TABLE filtered AS SELECT * FROM _rows")
     con.unregister("_rows")
-    review.annotate_filtered(con)
+    review_stage.annotate_filtered(con)
 
 
 def _scores(con) -> pd.DataFrame:

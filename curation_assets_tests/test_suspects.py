@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curation_assets.core import suspects
-from curation_assets.core.records import example_id
+from curation_assets.curation.records import example_id
+from curation_assets.curation.review import suspects
+
+pytestmark = pytest.mark.integration  # real model training: ./scripts/test --fast skips it
 
 #: Support messages built from intent-specific phrases plus shared words ("card", "my"),
 #: so that intents overlap the way real ones do.

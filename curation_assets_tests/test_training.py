@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from curation_assets.training import pipes_train
-from curation_assets.training.classifier import (
+from curation_assets.curation.training import pipes_train
+from curation_assets.curation.training.classifier import (
     DEFAULT_HUB_MODEL,
     TrainParams,
     data_version,
@@ -20,6 +20,8 @@ from curation_assets.training.classifier import (
     train_classifier,
 )
 from curation_assets_tests.tiny_models import build_tiny_classifier_base
+
+pytestmark = pytest.mark.integration  # real model training: ./scripts/test --fast skips it
 
 KEYWORDS = {
     "refund": ["refund", "money", "reimburse"],
@@ -183,7 +185,7 @@ def test_cli_trains_end_to_end(tmp_path: Path, tiny_base: Path, splits: dict) ->
         [
             sys.executable,
             "-m",
-            "curation_assets.training.pipes_train",
+            "curation_assets.curation.training.pipes_train",
             *("--train", str(splits["train"]), "--validation", str(splits["validation"])),
             *("--output-dir", str(out), "--base-model", str(tiny_base)),
             *("--epochs", "2", "--batch-size", "16", "--learning-rate", "3e-3"),
@@ -213,7 +215,7 @@ def test_pipes_mode_under_dagster(tmp_path: Path, tiny_base: Path, splits: dict)
     @dg.asset(check_specs=[dg.AssetCheckSpec(pipes_train.CHECK_NAME, asset="tiny_model")])
     def tiny_model(context: dg.AssetExecutionContext, client: dg.PipesSubprocessClient):
         yield from client.run(
-            command=[sys.executable, "-m", "curation_assets.training.pipes_train"],
+            command=[sys.executable, "-m", "curation_assets.curation.training.pipes_train"],
             context=context,
             cwd=str(REPO),
             extras={
@@ -270,9 +272,9 @@ def test_classifier_lora_keeps_the_adapter_and_saves_merged_weights(
 def test_overlap_between_train_and_evaluation_rows_is_detected(con, tmp_path: Path) -> None:
     """The registry finds evaluated rows that were trained on, and the GX suites fail on it."""
     from curation_assets.config import Settings
-    from curation_assets.core import registry
-    from curation_assets.core.expectations import run_validations
-    from curation_assets.stages.training import (
+    from curation_assets.curation.expectations import run_validations
+    from curation_assets.curation.training import registry
+    from curation_assets.defs.training.assets import (
         fine_tuned_model_expectations,
         model_evaluation_expectations,
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from curation_assets.core import decisions
+from curation_assets.curation.review import decisions
 from curation_assets_tests.fixtures import (
     make_rows,
     settings_env,
@@ -30,6 +30,8 @@ from curation_assets_tests.fixtures import (
     write_decisions,
     write_inbox,
 )
+
+pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
 
 ROOT = Path(__file__).parents[1]
 LOCATION = "curation_assets"

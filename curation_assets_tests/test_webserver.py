@@ -12,6 +12,8 @@ import pytest
 
 from curation_assets_tests.fixtures import CONTRACT
 
+pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
+
 QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } hasAssetChecks } }"
 
 

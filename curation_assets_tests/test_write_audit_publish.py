@@ -18,16 +18,19 @@ import duckdb
 import pytest
 
 from curation_assets import cli
-from curation_assets.core import decisions, overrides, publish
+from curation_assets.curation import overrides, publish
+from curation_assets.curation.review import decisions
 from curation_assets.definitions import build_definitions
-from curation_assets.gate import upstream_blocking_check_problems
-from curation_assets.pipeline import run_everything
+from curation_assets.defs.shared.gate import upstream_blocking_check_problems
+from curation_assets.runs.pipeline import run_everything
 from curation_assets_tests.fixtures import (
     make_rows,
     small_settings,
     write_decisions,
     write_inbox,
 )
+
+pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
 
 ROOT = Path(__file__).resolve().parents[1]
 

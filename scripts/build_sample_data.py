@@ -37,14 +37,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation_assets.config import Settings
-from curation_assets.core import decisions, filter_stage, ingest, review, warehouse
-from curation_assets.core.records import example_id
-from curation_assets.review_app import store as app_store
+from curation_assets.curation import warehouse
+from curation_assets.curation.filtering import filter_stage
+from curation_assets.curation.ingest import intake
+from curation_assets.curation.records import example_id
+from curation_assets.curation.review import decisions, review_stage
 
 # The Settings -> stage config mappings the assets use (plain functions; importing them
 # loads Dagster but runs nothing in it): the queue computed here is the pipeline's.
-from curation_assets.stages.filtered import filter_config
-from curation_assets.stages.review import queue_config
+from curation_assets.defs.filtering.assets import filter_config
+from curation_assets.defs.review.assets import queue_config
+from curation_assets.review_app import store as app_store
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHARED = ROOT.parent / "shared" / "data"
@@ -156,7 +159,7 @@ class Row:
 
 
 def normalize(text: str) -> str:
-    """The identity normalization of ``core.records`` (NFC, lower case, collapsed spaces)."""
+    """The identity normalization of ``curation.records`` (NFC, lower case, collapsed spaces)."""
     return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text).strip()).lower()
 
 
@@ -426,13 +429,13 @@ def pipeline_queues(
     run, no decisions), so the simulated people work exactly the queues the pipeline shows.
     """
     started = datetime(2026, 11, 25, 2, 0)
-    for i, path in enumerate(ingest.list_inbox(settings.inbox)):
-        result = ingest.read_file(path, settings.column_mapping, settings.max_record_bytes)
-        ingest.store_batch(con, result, started + timedelta(minutes=i))
+    for i, path in enumerate(intake.list_inbox(settings.inbox)):
+        result = intake.read_file(path, settings.column_mapping, settings.max_record_bytes)
+        intake.store_batch(con, result, started + timedelta(minutes=i))
     warehouse.ensure_tables(con)
     filter_stage.run_stage(con, filter_config(settings))
     empty = decisions.load_all(settings.decision_store)
-    scoring = review.build_review_queue(con, empty, queue_config(settings), _labels(settings))
+    scoring = review_stage.build_review_queue(con, empty, queue_config(settings), _labels(settings))
 
     by_record = {f"{r.file}:{r.line_no}": r for rows in files.values() for r in rows}
 
@@ -456,7 +459,7 @@ def pipeline_queues(
         rejected[rule].append((row_of(rid, eid), reason))
     queue = con.execute(
         "SELECT q.queue, q.example_id, s.suggested FROM review_queue q "
-        f"JOIN {review.SUSPECT_TABLE} s USING (example_id) ORDER BY q.queue, q.priority"
+        f"JOIN {review_stage.SUSPECT_TABLE} s USING (example_id) ORDER BY q.queue, q.priority"
     ).fetchall()
     return Queues(
         coverage=[kept[eid] for name, eid, _ in queue if name == "coverage"],
@@ -499,7 +502,7 @@ def _correct(row: Row) -> tuple[str, str | None]:
 
 
 def _outcome(row: Row, word: tuple[str, str | None]) -> str:
-    """What a decision makes of the example (as ``core.agreement`` compares votes)."""
+    """What a decision makes of the example (as ``curation.review.agreement`` compares votes)."""
     return "reject" if word[0] == "reject" else f"keep:{word[1] or row.label}"
 
 
@@ -783,7 +786,7 @@ def pipeline_outcome(
         raise AssertionError(f"the decision store refused lines: {report.errors[:5]}")
     store = decisions.load_all(settings.decision_store)
     con.execute("DROP TABLE review_queue")
-    review.build_review_queue(con, store, queue_config(settings), _labels(settings))
+    review_stage.build_review_queue(con, store, queue_config(settings), _labels(settings))
     membership = con.execute(
         "SELECT queue, example_id FROM review_queue ORDER BY queue, priority"
     ).fetchall()
@@ -791,14 +794,14 @@ def pipeline_outcome(
     expected |= {("suspect", r.example_id) for r in queues.suspect}
     if set(membership) != expected:
         raise AssertionError("decisions changed the queue membership of a first run")
-    stats = review.build_reviewed(con, store, settings.reviews_required, _labels(settings))
+    stats = review_stage.build_reviewed(con, store, settings.reviews_required, _labels(settings))
     take = settings.verified_takes_suspect_fixes
-    review.build_verified(
+    review_stage.build_verified(
         con, store, settings.validation_fraction, take, settings.decontamination_ngram
     )
-    timing = review.expert_time(con, take)
+    timing = review_stage.expert_time(con, take)
     # what the review app offers someone new, on the queue the first run publishes
-    decisions.publish_queue(settings.decision_store, review.queue_for_app(con))
+    decisions.publish_queue(settings.decision_store, review_stage.queue_for_app(con))
     new_users = {
         f"new_{role}": {
             queue: app_store.standing(

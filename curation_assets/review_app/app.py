@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from curation_assets.config import Settings
-from curation_assets.core import decisions
+from curation_assets.curation.review import decisions
 from curation_assets.review_app import store
 from curation_assets.review_app.security import (
     ItemTokens,

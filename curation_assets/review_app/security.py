@@ -9,7 +9,7 @@ from pathlib import Path
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from curation_assets.core import decisions
+from curation_assets.curation.review import decisions
 
 SECRET_ENV = "CURATION_REVIEW_SECRET"
 SECRET_FILE = "review_app.secret"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from curation_assets.core import decisions
+from curation_assets.curation.review import decisions
 
 #: An item served to someone else this recently is offered to others only after the rest.
 LEASE_SECONDS = 120.0
@@ -37,7 +37,7 @@ def _available_sql(role: str) -> str:
     Nobody sees an item they decided already, nor one an expert decided (an expert's
     decision is final: it is what verifies). Reviewers see an item until it has
     ``reviews_required`` non-expert decisions by different people (votes, as
-    ``core.agreement`` counts them); experts and admins see every item without an expert
+    ``curation.review.agreement`` counts them); experts and admins see every item without an expert
     decision.
     """
     sql = """q.queue = :queue
@@ -129,7 +129,7 @@ def standing(store: Path, user: dict, queue: str, required: int) -> dict[str, in
     queue size; ``open`` is what :func:`next_items` still serves (the same rules as
     :func:`_available_sql`) and ``skipped`` how many of those the user skipped. Reviewers'
     votes disagree when their latest outcomes differ (reject, or keep with a label), as
-    ``core.agreement`` compares them.
+    ``curation.review.agreement`` compares them.
     """
     params = {"queue": queue, "user": user["username"], "required": required}
     reviewer = user["role"] == "reviewer"

@@ -1,1 +1,0 @@
-"""Curation logic: plain Python and DuckDB SQL, no Dagster imports (tested alone)."""

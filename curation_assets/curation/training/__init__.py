@@ -1,0 +1,7 @@
+"""Training, plain Python (no Dagster): ``params`` (TrainParams, the one home of the
+defaults; device and GPU checks), ``classifier`` (sequence classification), ``sft``
+(causal-LM supervised fine-tuning, loss on the response), ``lora`` (peft adapters),
+``launch`` (Pipes launch arguments, local or Kubernetes), ``pipes_train`` (the standalone
+script Dagster launches through Pipes) and ``registry`` (which model saw which example).
+Heavy imports live in function bodies so that importing the code location stays fast.
+"""

@@ -1,0 +1,1 @@
+"""Jobs, the nightly schedule, the automation and crash-recovery sensors, the conditions."""

@@ -1,0 +1,667 @@
+"""Stage 3, review: ``review_queue`` -> ``reviewed`` -> ``verified``.
+
+Human decisions live in the decision store (SQLite, not the warehouse), shown in the
+graph as the external asset ``review_decisions``; a sensor records a new version of it
+whenever decisions arrive, and automation refreshes the review stages.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from curation_assets.config import Settings
+from curation_assets.curation import publish, warehouse
+from curation_assets.curation.expectations import Validation, expect, run_validations
+from curation_assets.curation.review import agreement, decisions, review_stage
+from curation_assets.defs.automation.conditions import ON_NEW_PASSING_INPUTS
+from curation_assets.defs.resources import DUCKDB_POOL, SettingsParam
+from curation_assets.defs.shared.checks import (
+    audit_and_publish,
+    audit_result,
+    audit_spec,
+    suite_result_to_check,
+)
+from curation_assets.defs.shared.gate import require_upstream_checks_passed
+from curation_assets.defs.shared.metadata import as_table
+
+GROUP = "review"
+
+review_decisions = dg.AssetSpec(
+    "review_decisions",
+    description=(
+        "Append-only decisions (accept / reject / edit) by reviewers and experts, in the "
+        "SQLite decision store (not the warehouse). Written by the review app or by "
+        "`curation decisions import FILE`; observed by the `decisions_sensor`."
+    ),
+    group_name=GROUP,
+    kinds={"sqlite"},
+    owners=["team:curation"],
+)
+
+
+class ReviewQueueConfig(dg.Config):
+    """Launchpad options of ``review_queue``."""
+
+    refit_suspect_models: bool = False  # refit the suspect models even if nothing calls for it
+
+
+def queue_config(settings: Settings, refit: bool = False) -> review_stage.QueueConfig:
+    """The queue settings of ``Settings``."""
+    return review_stage.QueueConfig(
+        suspect_fit_rows=settings.suspect_fit_rows,
+        suspect_fit_rows_per_label=settings.suspect_fit_rows_per_label,
+        suspect_refit=refit,
+        coverage_sample_size=settings.coverage_sample_size,
+        suspect_queue_size=settings.suspect_queue_size,
+        reviews_required=settings.reviews_required,
+        verified_takes_suspect_fixes=settings.verified_takes_suspect_fixes,
+        labelled=settings.task_type == "classification",
+        suspect_encoder=settings.suspect_encoder,
+        seed=settings.seed,
+    )
+
+
+def _labels(settings: Settings) -> tuple[str, ...]:
+    """Allowed labels a correction must use (classification with a label set only)."""
+    return settings.labels if settings.task_type == "classification" else ()
+
+
+@dg.asset(
+    deps=["filtered", "review_decisions"],
+    description=(
+        "Two queues over `filtered`, each ordered by `priority` (1 first): `coverage`, a "
+        "stratified sample (label, source, length, rule warnings) that experts confirm into "
+        "`verified`; and `suspect`, the examples most likely mislabelled (confident learning "
+        "on out-of-sample probabilities), for cleaning. Each row has `score`, `queue_reason` "
+        "and `review_status`; disagreements (`needs_expert`) come first. Published to the "
+        "decision store for the review app."
+    ),
+    group_name=GROUP,
+    kinds={"duckdb", "table"},
+    owners=["team:curation"],
+    pool=DUCKDB_POOL,
+    automation_condition=ON_NEW_PASSING_INPUTS,
+    output_required=False,  # not materialized (published) when the audit fails
+    check_specs=[
+        audit_spec(
+            "review_queue",
+            "Audit before publishing to the review app (Great Expectations): both queues "
+            "drawn from filtered, the coverage sample at its size, unique priorities per "
+            "queue, a reason and a score for each row (warning: a label missing from the "
+            "coverage sample).",
+        )
+    ],
+)
+def review_queue(
+    context: dg.AssetExecutionContext,
+    config: ReviewQueueConfig,
+    duckdb: DuckDBResource,
+    settings: SettingsParam,
+) -> Iterator:
+    require_upstream_checks_passed(context)
+    store = decisions.load_all(settings.decision_store)
+    with duckdb.get_connection() as con, publish.transaction(con):
+        scoring = review_stage.build_review_queue(
+            con,
+            store,
+            queue_config(settings, config.refit_suspect_models),
+            _labels(settings),
+            log=context.log.info,
+        )
+        status = (
+            con.sql(
+                "SELECT queue, review_status, count(*) AS examples FROM review_queue "
+                "GROUP BY ALL ORDER BY ALL"
+            )
+            .df()
+            .to_dict("records")
+        )
+        heads = {
+            queue: warehouse.preview(
+                con,
+                "SELECT priority, example_id, prompt, response, round(score, 3) AS score, "
+                "queue_reason, review_status FROM review_queue "
+                f"WHERE queue = '{queue}' ORDER BY priority",
+            )
+            for queue in review_stage.QUEUES
+        }
+        patterns = review_stage.suspect_patterns(con)
+        total = warehouse.count(con, "review_queue")
+        needs_expert = warehouse.count(con, "review_queue", "review_status = 'needs_expert'")
+        items = review_stage.queue_for_app(con)
+        version = con.execute(
+            "SELECT sha256(string_agg(concat_ws(':', example_id, queue, priority, score, "
+            "review_status, response), ',' ORDER BY queue, priority)) FROM review_queue"
+        ).fetchall()[0][0]
+        audit, outcome = audit_and_publish(
+            con, settings, review_queue_expectations(settings), ["review_queue"]
+        )
+    check = audit_result("review_queue", audit, outcome)
+    if not outcome.published:
+        yield check  # the review app keeps showing the previous queue
+        return
+    published = decisions.publish_queue(settings.decision_store, items)
+    sizes = items["queue"].value_counts().to_dict()
+    context.log.info(
+        f"review_queue: {sizes.get('coverage', 0)} coverage + {sizes.get('suspect', 0)} "
+        f"suspect examples, {needs_expert} need an expert; published {published} to "
+        f"{settings.decision_store}"
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": total,
+            "coverage_examples": int(sizes.get("coverage", 0)),
+            "suspect_examples": int(sizes.get("suspect", 0)),
+            "needs_expert": needs_expert,
+            "by_queue_and_status": as_table(status),
+            "next_up_coverage": as_table(heads["coverage"]),
+            "next_up_suspect": as_table(heads["suspect"]),
+            "suspect_scoring": dg.MetadataValue.json(scoring),
+            "suspect_refit": dg.MetadataValue.text(
+                f"refit: {scoring['refit_reason']}" if scoring["refit"] else "no refit"
+            ),
+            "suspect_newly_scored": int(scoring["newly_scored"]),
+            "step_seconds": dg.MetadataValue.json(scoring["step_seconds"]),
+            "suspect_confusions": as_table(
+                patterns["confusions"], "(no label suspected of a confusion)"
+            ),
+            "suspect_rate_per_source": as_table(patterns["per_source"]),
+            "suspect_rate_per_label": as_table(patterns["per_label"]),
+            "decisions_in_store": len(store),
+            "published_to_review_app": published,
+            "data_version": version or "empty",
+        },
+        data_version=dg.DataVersion(version or "empty"),
+    )
+    yield check
+
+
+@dg.asset(
+    deps=["review_queue", "review_decisions"],
+    description=(
+        "Filtered examples whose deciding decision keeps them: an expert's latest decision, "
+        "else `reviews_required` reviewers whose latest votes agree. Edits replace the "
+        "response (the original stays); `from_queue` says which queue the decision came "
+        "from. Reviewer agreement (Cohen's kappa, Krippendorff's alpha) is stored in "
+        "`review_agreement`."
+    ),
+    group_name=GROUP,
+    kinds={"duckdb", "table"},
+    owners=["team:curation"],
+    pool=DUCKDB_POOL,
+    automation_condition=ON_NEW_PASSING_INPUTS,
+    output_required=False,  # not materialized (published) when the audit fails
+    check_specs=[
+        audit_spec(
+            "reviewed",
+            "Audit before publishing (Great Expectations): unique examples, every row "
+            "attributed to a person, only accepting decisions, labels in the allowed set, "
+            "and reviewer agreement (Cohen's kappa) at least min_agreement once enough "
+            "examples have two or more reviews.",
+        )
+    ],
+)
+def reviewed(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, settings: SettingsParam
+) -> Iterator:
+    require_upstream_checks_passed(context)
+    store = decisions.load_all(settings.decision_store)
+    with duckdb.get_connection() as con, publish.transaction(con):
+        stats = review_stage.build_reviewed(
+            con, store, settings.reviews_required, _labels(settings)
+        )
+        total = warehouse.count(con, "reviewed")
+        edited = warehouse.count(con, "reviewed", "edited")
+        by_queue = (
+            con.sql(
+                "SELECT from_queue, decided_by_role AS role, decision, count(*) AS examples "
+                "FROM reviewed GROUP BY ALL ORDER BY ALL"
+            )
+            .df()
+            .to_dict("records")
+        )
+        rejected = warehouse.count(con, "review_queue", "review_status = 'rejected'")
+        unknown = con.execute(  # decisions about examples not (or no longer) filtered
+            "SELECT count(DISTINCT example_id) FROM _decisions "
+            "WHERE example_id NOT IN (SELECT example_id FROM filtered)"
+        ).fetchall()[0][0]
+        invalid = con.execute("SELECT count(*) FROM _decisions WHERE NOT valid").fetchall()[0][0]
+        patterns = review_stage.review_patterns(con)
+        audit, outcome = audit_and_publish(
+            con, settings, reviewed_expectations(settings), ["reviewed", agreement.AGREEMENT_TABLE]
+        )
+    check = audit_result("reviewed", audit, outcome)
+    if not outcome.published:
+        yield check
+        return
+    overall = stats[stats["scope"] == "overall"].iloc[0]
+    enough = int(overall["items"]) >= settings.min_agreement_items
+    note = (
+        f"kappa checked against min_agreement={settings.min_agreement}"
+        if enough
+        else f"not checked: {int(overall['items'])} examples with 2+ reviews, "
+        f"{settings.min_agreement_items} needed"
+    )
+    per_label = stats[stats["scope"] == "label"][
+        ["key", "items", "observed_agreement", "kappa", "alpha"]
+    ].rename(columns={"key": "label"})
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": total,
+            "edited": edited,
+            "from_suspect_queue": int(
+                sum(r["examples"] for r in by_queue if r["from_queue"] == "suspect")
+            ),
+            "rejected_by_review": rejected,
+            "by_queue_role_and_decision": as_table(by_queue),
+            "agreement_items": int(overall["items"]),
+            "agreement_kappa": _number(overall["kappa"]),
+            "agreement_alpha": _number(overall["alpha"]),
+            "agreement_observed": _number(overall["observed_agreement"]),
+            "agreement_note": note,
+            "agreement_per_label": as_table(_records(per_label)),
+            "per_reviewer": as_table(patterns["per_reviewer"]),
+            "corrections": as_table(patterns["corrections"], "(no corrections)"),
+            "error_rate_per_source": as_table(patterns["per_source"]),
+            "decided_examples_not_in_filtered": int(unknown),
+            "invalid_decisions_ignored": int(invalid),
+        }
+    )
+    yield check
+
+
+def _number(value: float) -> dg.MetadataValue:
+    return (
+        dg.MetadataValue.float(round(float(value), 4))
+        if value == value
+        else (dg.MetadataValue.text("n/a"))
+    )
+
+
+def _records(frame) -> list[dict]:
+    frame = frame.round(4)
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+@dg.asset(
+    deps=["reviewed"],
+    description=(
+        "Expert decisions (accepted or corrected) on the coverage sample: the only data a "
+        "fine-tune may use (suspect-queue fixes too if `verified_takes_suspect_fixes`). "
+        "`split` (train / validation) is fixed per example by a hash of its prompt; train "
+        "examples that share n-grams with a validation example are `excluded` (never trained)."
+    ),
+    group_name=GROUP,
+    kinds={"duckdb", "table"},
+    owners=["team:curation"],
+    pool=DUCKDB_POOL,
+    automation_condition=ON_NEW_PASSING_INPUTS,
+    output_required=False,  # not materialized (published) when the audit fails
+    check_specs=[
+        audit_spec(
+            "verified",
+            "Audit before publishing (Great Expectations): enough verified examples to "
+            "train, labels in the allowed set, both splits populated and no prompt shared "
+            "between train and validation.",
+        )
+    ],
+)
+def verified(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, settings: SettingsParam
+) -> Iterator:
+    require_upstream_checks_passed(context)
+    store = decisions.load_all(settings.decision_store)
+    take = settings.verified_takes_suspect_fixes
+    with duckdb.get_connection() as con, publish.transaction(con):
+        review_stage.build_verified(
+            con, store, settings.validation_fraction, take, settings.decontamination_ngram
+        )
+        splits = (
+            con.sql(
+                "SELECT split, count(*) AS examples, count(DISTINCT response) AS labels "
+                "FROM verified GROUP BY split ORDER BY split"
+            )
+            .df()
+            .to_dict("records")
+        )
+        per_label = (
+            con.sql(
+                "SELECT response AS label, count(*) AS examples, sum(edited::INT) AS corrected "
+                "FROM verified GROUP BY 1 ORDER BY 1"
+            )
+            .df()
+            .to_dict("records")
+        )
+        total, corrected = con.execute(
+            "SELECT count(*), sum(edited::INT) FROM verified"
+        ).fetchall()[0]
+        accounting = review_stage.expert_time(con, take)
+        version = con.execute(
+            "SELECT sha256(string_agg(example_id || ':' || response || ':' || split, ',' "
+            "ORDER BY example_id)) FROM verified"
+        ).fetchall()[0][0]
+        audit, outcome = audit_and_publish(
+            con, settings, verified_expectations(settings), ["verified"]
+        )
+    check = audit_result("verified", audit, outcome)
+    if not outcome.published:
+        yield check
+        return
+    total = int(total or 0)
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": total,
+            "corrected_by_expert": int(corrected or 0),
+            **{k: v if v is not None else "n/a" for k, v in accounting.items()},
+            "takes_suspect_fixes": take,
+            "splits": as_table(splits),
+            "per_label": as_table(per_label),
+            "data_version": version or "empty",
+        },
+        data_version=dg.DataVersion(version or "empty"),
+    )
+    yield check
+
+
+@dg.sensor(
+    name="decisions_sensor",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Records a new version of `review_decisions` when decisions arrive in the store, "
+        "so that automation refreshes review_queue, reviewed and verified."
+    ),
+)
+def decisions_sensor(context: dg.SensorEvaluationContext, settings: SettingsParam):
+    """Record a new version of ``review_decisions`` only when the store changed since the
+    version the instance last recorded (by this sensor, ``curation run`` or the demo), so
+    a fresh UI after the demo starts nothing."""
+    event = review_decisions_event(settings)
+    count = event.metadata["decisions"].value
+    if count == 0:
+        return dg.SkipReason(f"the decision store {settings.decision_store} is empty")
+    marker = event.metadata["marker"].value
+    if marker in (context.cursor, recorded_decisions_marker(context.instance)):
+        context.update_cursor(marker)
+        return dg.SkipReason(f"no new decisions ({count} in the store)")
+    context.update_cursor(marker)
+    return dg.SensorResult(asset_events=[event])
+
+
+def review_decisions_event(settings: Settings) -> dg.AssetMaterialization:
+    """A version of ``review_decisions``: the store's size and newest decision."""
+    count, newest = decisions.high_water_mark(settings.decision_store)
+    return dg.AssetMaterialization(
+        asset_key="review_decisions",
+        metadata={
+            "decisions": count,
+            "newest_recorded_at": str(newest),
+            "marker": f"{count}:{newest}",
+            "store": dg.MetadataValue.path(str(settings.decision_store)),
+        },
+    )
+
+
+def recorded_decisions_marker(instance: dg.DagsterInstance) -> str | None:
+    """The marker of the newest ``review_decisions`` version the instance recorded."""
+    records = instance.fetch_materializations(dg.AssetKey("review_decisions"), limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    value = records[0].asset_materialization.metadata.get("marker")
+    return value.value if value is not None else None
+
+
+INTEGRITY = dg.AssetCheckKey(dg.AssetKey("review_decisions"), "integrity")
+
+
+@dg.asset_check(
+    asset="review_decisions",
+    name="integrity",
+    blocking=False,  # the store is written outside Dagster: this reports, never gates
+    description=(
+        "The decision store is well formed and append-only: known decisions and roles, "
+        "example ids and reviewers present, edits carry an allowed label "
+        "(classification), every row still matches the content hash stored when it was "
+        "inserted, decision ids have no gaps, and the rows seen by the previous "
+        "evaluation are unchanged (chained digest in this check's metadata)."
+    ),
+)
+def review_decisions_check(
+    context: dg.AssetCheckExecutionContext, settings: SettingsParam
+) -> dg.AssetCheckResult:
+    previous = _previous_audit(context)
+    trail = decisions.audit_trail(settings.decision_store, previous)
+    con = trail.connection()
+    try:
+        result = run_validations(con, review_decisions_expectations(settings))
+    finally:
+        con.close()
+    check = suite_result_to_check(result)
+    return dg.AssetCheckResult(
+        passed=check.passed,
+        severity=check.severity,
+        metadata={
+            **check.metadata,
+            "decisions": trail.count,
+            "digest": trail.digest,
+            "compared_with_decisions": previous[0] if previous else 0,
+            "store": dg.MetadataValue.path(str(settings.decision_store)),
+        },
+    )
+
+
+def _previous_audit(context: dg.AssetCheckExecutionContext) -> tuple[int, str] | None:
+    """(decisions, digest) of the latest completed evaluation of this check in an
+    earlier run (the event log is outside the store, so a forger cannot rewrite both)."""
+    history = context.instance.event_log_storage.get_asset_check_execution_history(
+        INTEGRITY, limit=5
+    )
+    for record in history:
+        evaluation = record.evaluation
+        if record.run_id == context.run.run_id or not isinstance(
+            evaluation, dg.AssetCheckEvaluation
+        ):
+            continue  # this run's own planned evaluation, or one that never completed
+        if "decisions" in evaluation.metadata and "digest" in evaluation.metadata:
+            found = evaluation.metadata
+            return int(found["decisions"].value), str(found["digest"].value)
+    return None
+
+
+def review_decisions_expectations(settings: Settings) -> list[Validation]:
+    """GX validations of ``decisions.audit_trail``: rows, edits' labels, integrity."""
+    zero = {"min_value": 0, "max_value": 0}
+    validations = [
+        Validation(
+            "decisions",
+            "SELECT * FROM decisions",
+            [
+                expect("ExpectColumnValuesToNotBeNull", column="example_id"),
+                expect("ExpectColumnValueLengthsToBeBetween", column="example_id", min_value=1),
+                expect("ExpectColumnValuesToNotBeNull", column="reviewer"),
+                expect("ExpectColumnValuesToNotBeNull", column="role"),
+                expect(
+                    "ExpectColumnValuesToBeInSet", column="role", value_set=list(decisions.ROLES)
+                ),
+                expect(
+                    "ExpectColumnValuesToBeInSet",
+                    column="decision",
+                    value_set=list(decisions.DECISIONS),
+                ),
+                expect("ExpectColumnValuesToBeInSet", column="fingerprint_ok", value_set=[True]),
+                expect("ExpectColumnValuesToBeUnique", column="decision_id"),
+            ],
+        ),
+        Validation(
+            "edits",
+            "SELECT corrected_response FROM decisions WHERE decision = 'edit'",
+            [expect("ExpectColumnValuesToNotBeNull", column="corrected_response")]
+            + (
+                [
+                    expect(
+                        "ExpectColumnValuesToBeInSet",
+                        column="corrected_response",
+                        value_set=list(settings.labels),
+                    )
+                ]
+                if settings.task_type == "classification" and settings.labels
+                else []
+            ),
+        ),
+        Validation(
+            "append_only",
+            "SELECT * FROM integrity",
+            [
+                expect("ExpectColumnValuesToBeBetween", column=column, **zero)
+                for column in (
+                    "fingerprint_mismatches",
+                    "missing_ids",
+                    "deleted_newest",
+                    "rewritten_since_last_audit",
+                )
+            ],
+        ),
+    ]
+    return validations
+
+
+def review_queue_expectations(settings: Settings) -> list[Validation]:
+    validations = [
+        Validation(
+            "queue",
+            "SELECT example_id, queue, priority, queue_reason, review_status, score, prompt, "
+            "response, reviews_required FROM review_queue",
+            [
+                expect("ExpectColumnValuesToBeUnique", column="example_id"),
+                expect("ExpectColumnValuesToNotBeNull", column="priority"),
+                expect("ExpectColumnValuesToNotBeNull", column="queue_reason"),
+                expect(
+                    "ExpectColumnValuesToBeInSet",
+                    column="queue",
+                    value_set=list(review_stage.QUEUES),
+                ),
+                expect(
+                    "ExpectColumnValuesToBeInSet",
+                    column="review_status",
+                    value_set=list(review_stage.STATUSES),
+                ),
+                expect("ExpectColumnValuesToBeBetween", column="score", min_value=0, max_value=1),
+                expect("ExpectTableRowCountToBeBetween", min_value=1),
+            ],
+        ),
+        Validation(
+            "queues",
+            f"""SELECT
+                (SELECT count(*) - count(DISTINCT (queue, priority)) FROM review_queue)
+                    AS duplicate_priorities,
+                (SELECT count(*) FROM review_queue
+                 WHERE example_id NOT IN (SELECT example_id FROM filtered)) AS not_in_filtered,
+                least({int(settings.coverage_sample_size)}, (SELECT count(*) FROM filtered))
+                - (SELECT count(*) FROM review_queue WHERE queue = 'coverage')
+                    AS coverage_shortfall""",
+            [
+                expect("ExpectColumnValuesToBeBetween", column=column, min_value=0, max_value=0)
+                for column in ("duplicate_priorities", "not_in_filtered")
+            ]
+            + [expect("ExpectColumnValuesToBeBetween", column="coverage_shortfall", max_value=0)],
+        ),
+    ]
+    if settings.task_type == "classification":
+        validations.append(
+            Validation(  # a warning: a sample smaller than the label set cannot cover it
+                "labels_covered",
+                "SELECT count(*) AS labels_missing FROM (SELECT DISTINCT response FROM filtered "
+                "EXCEPT SELECT DISTINCT response FROM review_queue WHERE queue = 'coverage')",
+                [
+                    expect(
+                        "ExpectColumnValuesToBeBetween",
+                        warn_only=True,
+                        column="labels_missing",
+                        min_value=0,
+                        max_value=0,
+                    )
+                ],
+            )
+        )
+    return validations
+
+
+def reviewed_expectations(settings: Settings) -> list[Validation]:
+    rows = [
+        expect("ExpectColumnValuesToBeUnique", column="example_id"),
+        expect("ExpectColumnValuesToNotBeNull", column="decided_by"),
+        expect("ExpectColumnValuesToBeInSet", column="decision", value_set=["accept", "edit"]),
+        expect("ExpectColumnValueLengthsToBeBetween", column="response", min_value=1),
+    ]
+    if settings.labels and settings.task_type == "classification":
+        rows.append(
+            expect(
+                "ExpectColumnValuesToBeInSet", column="response", value_set=list(settings.labels)
+            )
+        )
+    return [
+        Validation("rows", "SELECT * FROM reviewed", rows),
+        Validation(  # checked only once enough examples have two or more reviews
+            "agreement",
+            f"""SELECT kappa FROM {agreement.AGREEMENT_TABLE}
+                WHERE scope = 'overall' AND kappa IS NOT NULL
+                  AND items >= {int(settings.min_agreement_items)}""",
+            [
+                expect(
+                    "ExpectColumnValuesToBeBetween",
+                    column="kappa",
+                    min_value=settings.min_agreement,
+                    max_value=1.0,
+                )
+            ],
+        ),
+    ]
+
+
+def verified_expectations(settings: Settings) -> list[Validation]:
+    rows = [
+        expect("ExpectColumnValuesToNotBeNull", column="example_id"),
+        expect("ExpectColumnValuesToBeUnique", column="example_id"),
+        expect("ExpectColumnValueLengthsToBeBetween", column="prompt", min_value=1),
+        expect("ExpectColumnValueLengthsToBeBetween", column="response", min_value=1),
+        expect("ExpectColumnValuesToNotBeNull", column="verified_by"),
+        expect(
+            "ExpectColumnValuesToBeInSet",
+            column="split",
+            value_set=["train", "validation", "excluded"],
+        ),
+        expect("ExpectTableRowCountToBeBetween", min_value=settings.min_verified_examples),
+    ]
+    if settings.labels and settings.task_type == "classification":
+        rows.append(
+            expect(
+                "ExpectColumnValuesToBeInSet", column="response", value_set=list(settings.labels)
+            )
+        )
+    return [
+        Validation("rows", "SELECT * FROM verified", rows),
+        Validation(
+            "splits",
+            f"""SELECT (SELECT count(*) FROM verified WHERE split = 'validation') AS validation,
+                       (SELECT count(*) FROM verified WHERE split = 'train') AS train,
+                       ({_OVERLAP_SQL}) AS overlapping_prompts""",
+            [
+                expect(
+                    "ExpectColumnValuesToBeBetween",
+                    column="validation",
+                    min_value=settings.min_validation_examples,
+                ),
+                expect("ExpectColumnValuesToBeBetween", column="train", min_value=1),
+                expect(
+                    "ExpectColumnValuesToBeBetween",
+                    column="overlapping_prompts",
+                    min_value=0,
+                    max_value=0,
+                ),
+            ],
+        ),
+    ]
+
+
+_OVERLAP_SQL = review_stage.split_overlap_sql()

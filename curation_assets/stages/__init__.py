@@ -1,1 +1,0 @@
-"""The Dagster layer, one module per stage: assets, their expectations and automation."""

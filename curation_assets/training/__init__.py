@@ -1,7 +1,0 @@
-"""Fine-tuning, plain Python (no Dagster): ``params`` (TrainParams, the one home of the
-defaults; device and GPU checks), ``classifier`` (sequence classification), ``sft``
-(causal-LM supervised fine-tuning, loss on the response), ``lora`` (peft adapters),
-``ladder`` (the quality ladder's trainer), ``launch`` (Pipes launch arguments, local or
-Kubernetes) and ``pipes_train`` (the standalone script Dagster launches through Pipes).
-Heavy imports live in function bodies so that importing the code location stays fast.
-"""
