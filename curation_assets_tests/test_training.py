@@ -274,10 +274,8 @@ def test_overlap_between_train_and_evaluation_rows_is_detected(con, tmp_path: Pa
     from curation_assets.config import Settings
     from curation_assets.curation.expectations import run_validations
     from curation_assets.curation.training import registry
-    from curation_assets.defs.training.assets import (
-        fine_tuned_model_expectations,
-        model_evaluation_expectations,
-    )
+    from curation_assets.defs.evaluation.model_evaluation import model_evaluation_expectations
+    from curation_assets.defs.training.assets import fine_tuned_model_expectations
 
     rows = [
         ("a", "Where is my parcel?", "shipping", "train"),
