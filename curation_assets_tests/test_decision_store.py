@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from curation_assets.curation.review import decisions
+from curation_assets.curation.review.decisions import queue as decision_queue
 
 
 def _queue(n: int, tag: str = "a", queue: str = "coverage") -> pd.DataFrame:
@@ -66,9 +67,9 @@ def test_a_failing_insert_rolls_the_replacement_back(tmp_path, monkeypatch):
     """Even a failure inside the transaction (after the old rows were deleted) keeps them."""
     store = tmp_path / "d.sqlite"
     decisions.publish_queue(store, _queue(4, "old"))
-    rows = decisions._queue_rows(_queue(3, "new"))
+    rows = decision_queue._queue_rows(_queue(3, "new"))
     rows[2][2] = rows[0][2]  # same priority: the UNIQUE constraint fails mid-insert
-    monkeypatch.setattr(decisions, "_queue_rows", lambda items: rows)
+    monkeypatch.setattr(decision_queue, "_queue_rows", lambda items: rows)
     with pytest.raises(sqlite3.IntegrityError):
         decisions.publish_queue(store, _queue(3, "new"))
     assert len(decisions.load_queue(store)) == 4

@@ -16,6 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from curation_assets.curation.review import decisions
+from curation_assets.curation.review.decisions import events as decision_events
 from curation_assets.review_app import create_app
 from curation_assets.review_app import store as review_store
 from curation_assets.review_app.app import SESSION_COOKIE
@@ -327,7 +328,8 @@ def test_audit_trail_finds_rewrites_gaps_and_deletions(tmp_path):
     row["seconds_spent"] = float(row["seconds_spent"])
     _tamper(
         store,
-        f"UPDATE decisions SET fingerprint = '{decisions._fingerprint(row)}' WHERE decision_id = 2",
+        f"UPDATE decisions SET fingerprint = '{decision_events._fingerprint(row)}' "
+        "WHERE decision_id = 2",
     )
     forged = decisions.audit_trail(store, (clean.count, clean.digest))
     assert forged.integrity()["fingerprint_mismatches"][0] == 0 and forged.rewritten
