@@ -1,43 +1,6 @@
-"""Near-duplicate detection: MinHash LSH over word n-grams, confirmed by exact Jaccard.
+"""The incremental MinHash index in DuckDB: new records are sketched alone, matched
+against the stored band buckets and themselves, clustered, and stored."""
 
-The pipeline works in bulk, never per document in Python:
-
-1. DuckDB normalizes the text (NFC, lower case) and hashes every word
-   (``regexp_extract_all`` + ``hash``), returning one list of word hashes per record.
-2. numpy folds word hashes into n-gram (shingle) hashes for all records at once.
-3. ``rensa`` sketches every record from the flat shingle buffer (R-MinHash,
-   ``bands * rows`` permutations); numpy folds each band of the signature into a bucket hash.
-4. Records sharing a bucket (in the batch, or in the stored index, fetched by DuckDB)
-   become candidate pairs; numpy computes the *exact* Jaccard of each pair's shingle sets
-   (on shingle hashes); pairs at or above ``threshold`` become edges.
-5. Connected components (vectorized union-find) form clusters; the earliest record (by
-   ``order_by``) represents its cluster and every other member goes to ``near_duplicates``.
-
-The index is incremental. Every sketched record gets a sequence number (``seq``, in
-``order_by`` order, later batches after earlier ones) and its band buckets are stored in
-DuckDB, so a new batch is sketched alone and matched against the index plus itself:
-
-* ``minhash_docs(seq, record_id, cluster_id, n_shingles)``: every record ever sketched;
-  ``cluster_id`` is the ``seq`` of its cluster's representative.
-* ``minhash_index(seq, band, bucket)``: one row per record and band (``bucket`` already
-  mixes in the band number, so joins use ``bucket`` alone).
-* ``minhash_meta(key, value)``: the settings the index was built with.
-* ``near_duplicates(record_id, cluster_id, representative_record_id, jaccard,
-  matched_record_id, matched_jaccard, seq)``: one row per non-representative; ``jaccard``
-  is the exact Jaccard with the representative, ``matched_*`` the strongest confirmed
-  edge that put the record in its cluster (a cluster is transitive, so the two differ
-  when a record joined through another member).
-
-Earlier decisions are frozen: a new batch never rewrites rows of earlier batches. A new
-record that links two earlier clusters joins the earlier one; the two stay as they were.
-
-Use in the ``filtered`` stage (before ``filtering.run_filters``)::
-
-    dedup.dedup_new_records(con, dedup.eligible_records_sql(), config=MinHashConfig(threshold=t))
-    filtering.run_filters(con, rules + [dedup.near_duplicate_rule(threshold=t)])
-"""
-
-import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -45,51 +8,31 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-
-from curation_assets.curation.filtering.rule_engine import Rule
 
 #: The text that is compared: prompt and response, NFC-normalized, lower case. Word
 #: extraction below makes whitespace normalization (as in ``NORMALIZE_SQL``) unnecessary.
-TEXT_SQL = "lower(nfc_normalize(coalesce(prompt, '') || ' ' || coalesce(response, '')))"
-#: A word: a run of Unicode letters, digits and underscores (RE2 ``\w`` is ASCII only).
-WORD_PATTERN = r"[\p{L}\p{N}_]+"
-
-DOCS, INDEX, META, OUTPUT = "minhash_docs", "minhash_index", "minhash_meta", "near_duplicates"
-
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_PRIME = np.uint64(0xFF51AFD7ED558CCD)  # odd 64-bit multiplier (murmur3 fmix)
-
-
-@dataclass(frozen=True)
-class MinHashConfig:
-    """MinHash LSH settings (FineWeb's defaults: word 5-grams, 14 bands x 8 rows).
-
-    ``threshold`` only affects verification, so it may change between calls; the other
-    fields shape the stored index and are checked against it.
-    """
-
-    ngram: int = 5
-    bands: int = 14
-    rows: int = 8
-    seed: int = 1
-    threshold: float = 0.8
-    #: buckets with more members are linked star + chain (to the earliest and to the
-    #: previous member) instead of all pairs, which keeps huge clusters linear
-    max_bucket_pairs: int = 16
-    #: records per sketching chunk (bounds memory of the temporary arrays)
-    chunk_size: int = 100_000
-
-    @property
-    def num_perm(self) -> int:
-        return self.bands * self.rows
-
-    def index_settings(self) -> dict:
-        """The settings an index must have been built with to be reused."""
-        return {"ngram": self.ngram, "bands": self.bands, "rows": self.rows, "seed": self.seed}
+from curation_assets.curation.filtering.dedup.clusters import (
+    _clusters,
+    _near_duplicate_rows,
+    _Shingles,
+)
+from curation_assets.curation.filtering.dedup.minhash import (
+    DOCS,
+    INDEX,
+    META,
+    OUTPUT,
+    TEXT_SQL,
+    WORD_PATTERN,
+    MinHashConfig,
+    _relation,
+    band_buckets,
+    shingles,
+    signatures,
+    word_lists,
+    words_sql,
+)
+from curation_assets.curation.filtering.rule_engine import Rule
 
 
 @dataclass
@@ -102,222 +45,6 @@ class DedupResult:
     confirmed_pairs: int = 0
     new_near_duplicates: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- hashing
-
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer, vectorized (uint64 in, uint64 out)."""
-    with np.errstate(over="ignore"):
-        z = x.astype(np.uint64) + _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-        return z ^ (z >> np.uint64(31))
-
-
-def words_sql(source: str, text_sql: str = TEXT_SQL, extra: str = "") -> str:
-    """Query: ``record_id``, ``words`` (list of word hashes) and ``extra`` columns."""
-    extra = f", {extra}" if extra else ""
-    return (
-        "SELECT record_id::VARCHAR AS record_id, coalesce(list_transform("
-        f"regexp_extract_all({text_sql}, '{WORD_PATTERN}'), lambda w: hash(w)), "
-        f"[]::UBIGINT[]) AS words{extra} FROM {_relation(source)}"
-    )
-
-
-def word_lists(
-    batch: pa.RecordBatch | pa.Table, column: str = "words"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Flat word hashes and row offsets (int64, length rows + 1) of a list column."""
-    col = batch.column(column)
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    offsets = col.offsets.to_numpy().astype(np.int64)
-    values = col.values.to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)
-    values = values[offsets[0] : offsets[-1]]
-    return values, offsets - offsets[0]
-
-
-def sequence_hash(words: np.ndarray, starts: np.ndarray, length: int | np.ndarray) -> np.ndarray:
-    """Hash of the word sequences ``words[s : s + length]`` (one per start), vectorized.
-
-    The same function hashes a sliding n-gram and a whole short text, so a text shorter
-    than ``n`` words and the identical n-word window elsewhere get the same hash.
-    """
-    starts = np.asarray(starts, dtype=np.int64)
-    lengths = np.broadcast_to(np.asarray(length, dtype=np.int64), starts.shape)
-    h = np.zeros(starts.shape, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(int(lengths.max(initial=0))):
-            live = lengths > k
-            if live.all():
-                h = h * _PRIME + words[starts + k]
-            else:
-                h[live] = h[live] * _PRIME + words[starts[live] + k]
-    return mix64(h ^ lengths.astype(np.uint64))
-
-
-def shingles(words: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Word n-gram hashes of every row: (flat hashes, row offsets); repeats are kept.
-
-    A row with fewer than ``n`` (but at least one) words has one shingle, its whole word
-    sequence; an empty row has none.
-    """
-    lengths = np.diff(offsets)
-    counts = np.where(lengths >= n, lengths - n + 1, (lengths > 0).astype(np.int64))
-    out_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(counts, out=out_offsets[1:])
-    out = np.empty(int(out_offsets[-1]), dtype=np.uint64)
-    if not len(out):
-        return out, out_offsets
-    if len(words) >= n:
-        # Hash every window of the flat buffer with contiguous slices, then keep the
-        # windows that start in a row with at least n words left.
-        windows = len(words) - n + 1
-        h = np.zeros(windows, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for k in range(n):
-                h *= _PRIME
-                h += words[k : k + windows]
-        h = mix64(h ^ np.uint64(n))
-        # A window is valid when it ends inside its row: drop the last n - 1 starts of
-        # every row (all starts of a row shorter than n).
-        valid = np.ones(len(words), dtype=bool)
-        for k in range(1, n):
-            last = offsets[1:] - k
-            valid[last[last >= offsets[:-1]]] = False
-        h = h[valid[:windows]]
-        if len(h) == len(out):
-            out[:] = h
-        else:
-            out[np.repeat(lengths >= n, counts)] = h
-    short = np.flatnonzero((lengths > 0) & (lengths < n))
-    if len(short):
-        out[out_offsets[short]] = sequence_hash(words, offsets[short], lengths[short])
-    return out, out_offsets
-
-
-def signatures(flat: np.ndarray, offsets: np.ndarray, config: MinHashConfig) -> np.ndarray:
-    """R-MinHash signatures (rows x num_perm, uint32) with rensa, all rows in one call."""
-    import rensa
-
-    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
-        np.ascontiguousarray(flat, dtype=np.uint64),
-        np.ascontiguousarray(offsets, dtype=np.uint64),
-        num_perm=config.num_perm,
-        seed=config.seed,
-    )
-    rows = matrix.to_rows()  # the matrix exposes no buffer; this is its fastest export
-    flat_sig = np.fromiter(
-        itertools.chain.from_iterable(rows), dtype=np.uint32, count=len(rows) * config.num_perm
-    )
-    return flat_sig.reshape(-1, config.num_perm)
-
-
-def band_buckets(sigs: np.ndarray, config: MinHashConfig) -> np.ndarray:
-    """Bucket hash of every (row, band): rows x bands, int64; the band number is mixed in."""
-    bands = sigs.reshape(len(sigs), config.bands, config.rows)
-    h = bands[:, :, 0].astype(np.uint64)
-    with np.errstate(over="ignore"):
-        for r in range(1, config.rows):
-            h = h * _PRIME + bands[:, :, r]
-        h = mix64(h ^ (np.arange(config.bands, dtype=np.uint64) << np.uint64(56)))
-    return h.view(np.int64)
-
-
-# --------------------------------------------------------------------------- exact Jaccard
-
-
-def gather_rows(
-    flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """CSR sub-matrix of the given rows."""
-    lengths = np.diff(offsets)[rows]
-    new_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=new_offsets[1:])
-    idx = np.repeat(offsets[:-1][rows] - new_offsets[:-1], lengths) + np.arange(new_offsets[-1])
-    return flat[idx], new_offsets
-
-
-def pair_jaccard(
-    flat: np.ndarray,
-    offsets: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    max_elements: int = 20_000_000,
-) -> np.ndarray:
-    """Exact Jaccard of the shingle sets of row pairs (a[i], b[i]) of a CSR matrix.
-
-    Vectorized: the rows involved become sorted sets in one sort of packed keys (row
-    number in the high bits, the shingle hash below it), then each element of a pair's
-    smaller set is looked up in the other set by binary search. Shingle hashes keep at
-    least 40 of their 64 bits (a chance collision per pair is ~1e-8 for 200-word texts).
-    """
-    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-    out = np.zeros(len(a))
-    if not len(a):
-        return out
-    rows, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
-    values, row_offsets = gather_rows(flat, offsets, rows)
-    high = max(1, (len(rows) - 1).bit_length())
-    low_mask = np.uint64((1 << (64 - high)) - 1)
-    row_of = np.repeat(np.arange(len(rows), dtype=np.uint64), np.diff(row_offsets))
-    keys = (row_of << np.uint64(64 - high)) | (values >> np.uint64(high))
-    keys.sort()
-    distinct = np.ones(len(keys), dtype=bool)
-    distinct[1:] = keys[1:] != keys[:-1]
-    keys = keys[distinct]
-    set_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    counts = np.bincount((keys >> np.uint64(64 - high)).astype(np.int64), minlength=len(rows))
-    np.cumsum(counts, out=set_offsets[1:])
-    sizes = np.diff(set_offsets)
-    ia, ib = inverse[: len(a)], inverse[len(a) :]
-    a_smaller = sizes[ia] <= sizes[ib]
-    query_row, target_row = np.where(a_smaller, ia, ib), np.where(a_smaller, ib, ia)
-    per_pair = sizes[query_row]
-    cuts = np.searchsorted(
-        np.cumsum(per_pair), np.arange(max_elements, per_pair.sum(), max_elements)
-    )
-    bounds = np.unique(np.concatenate([[0], cuts, [len(a)]]))
-    inter = np.zeros(len(a), dtype=np.int64)
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        elements, _ = gather_rows(keys, set_offsets, query_row[lo:hi])
-        pair = np.repeat(np.arange(lo, hi), per_pair[lo:hi])
-        wanted = (target_row[pair].astype(np.uint64) << np.uint64(64 - high)) | (
-            elements & low_mask
-        )
-        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        inter += np.bincount(pair[keys[pos] == wanted], minlength=len(a))
-    union = sizes[ia] + sizes[ib] - inter
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
-
-
-def jaccard_of_texts(texts_a: list[str], texts_b: list[str], ngram: int = 5) -> list[float]:
-    """Exact word n-gram Jaccard of text pairs (the same definition the index verifies)."""
-    texts = [*texts_a, *texts_b]
-    frame = pa.table(
-        {
-            "record_id": [str(i) for i in range(len(texts))],
-            "position": list(range(len(texts))),
-            "prompt": texts,
-            "response": [""] * len(texts),
-        }
-    )
-    con = duckdb.connect()
-    try:
-        con.register("_texts", frame)
-        table = con.sql(
-            words_sql("_texts", extra="position") + " ORDER BY position"
-        ).to_arrow_table()
-    finally:
-        con.close()
-    words, offsets = word_lists(table)
-    n = len(texts_a)
-    return pair_jaccard(
-        *shingles(words, offsets, ngram), np.arange(n), np.arange(n, 2 * n)
-    ).tolist()
 
 
 # --------------------------------------------------------------------------- the index
@@ -564,11 +291,6 @@ class _Clock:
         self._t = now
 
 
-def _relation(source: str) -> str:
-    text = source.strip()
-    return f"({text})" if " " in text or "\n" in text else text
-
-
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
@@ -767,124 +489,6 @@ def _old_records(
         "sets": sets,
         "offsets": set_offsets,
     }
-
-
-def _clusters(
-    edges: np.ndarray, start: int, n_new: int, cluster_of_old: dict[int, int]
-) -> np.ndarray:
-    """Cluster id (the representative's seq) of every new record.
-
-    Nodes are the new records plus the *clusters* of old records (old clusters are frozen);
-    each component's representative is its smallest seq, i.e. the earliest old cluster it
-    touches, else its earliest new record.
-    """
-    new_seqs = np.arange(start, start + n_new, dtype=np.int64)
-    if not len(edges):
-        return new_seqs
-    left = edges[:, 0].copy()
-    old = left < start
-    left[old] = [cluster_of_old[s] for s in left[old].tolist()]
-    nodes, inverse = np.unique(np.concatenate([new_seqs, left, edges[:, 1]]), return_inverse=True)
-    u, v = inverse[n_new : n_new + len(edges)], inverse[n_new + len(edges) :]
-    return nodes[connected_min(u, v, len(nodes))[inverse[:n_new]]]
-
-
-def connected_min(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
-    """Union-find, vectorized: for each of ``n`` nodes, the smallest node of its component.
-
-    Every round hooks the larger root of each edge under the smaller one, then compresses
-    paths by pointer jumping; it stops when no edge joins two different roots.
-    """
-    parent = np.arange(n)
-    while True:
-        pu, pv = parent[u], parent[v]
-        differ = pu != pv
-        if not differ.any():
-            return parent
-        np.minimum.at(parent, np.maximum(pu, pv)[differ], np.minimum(pu, pv)[differ])
-        while True:
-            jumped = parent[parent]
-            if (jumped == parent).all():
-                break
-            parent = jumped
-
-
-class _Shingles:
-    """Shingles of the new records (by seq) and of the old records read back."""
-
-    def __init__(
-        self,
-        start: int,
-        new_ids: np.ndarray,
-        row_of: np.ndarray,
-        new_flat: np.ndarray,
-        new_offsets: np.ndarray,
-        old: dict[str, np.ndarray],
-    ) -> None:
-        self.start, self.n_new, self.row_of = start, len(new_ids), row_of
-        self.flat = np.concatenate([new_flat, old["sets"]])
-        self.offsets = np.concatenate([new_offsets, old["offsets"][1:] + new_offsets[-1]])
-        self.new_ids = new_ids
-        self.old_row = dict(zip(old["seq"].tolist(), range(len(old["seq"])), strict=True))
-        self.old_ids = old["record_id"]
-
-    def rows(self, seqs: np.ndarray) -> np.ndarray:
-        """Row of each seq in ``flat``; -1 for an old record that was not read back."""
-        seqs = np.asarray(seqs, dtype=np.int64)
-        rows = np.empty(len(seqs), dtype=np.int64)
-        old = seqs < self.start
-        rows[~old] = self.row_of[seqs[~old] - self.start]
-        rows[old] = [self.n_new + self.old_row.get(q, -1 - self.n_new) for q in seqs[old].tolist()]
-        return rows
-
-    def jaccard(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Exact Jaccard of seq pairs; NaN where a side is unknown."""
-        ra, rb = self.rows(a), self.rows(b)
-        known = (ra >= 0) & (rb >= 0)
-        out = np.full(len(ra), np.nan)
-        out[known] = pair_jaccard(self.flat, self.offsets, ra[known], rb[known])
-        return out
-
-    def record_ids(self, seqs: np.ndarray) -> np.ndarray:
-        out = np.empty(len(seqs), dtype=object)
-        new = seqs >= self.start
-        out[new] = self.new_ids[seqs[new] - self.start]
-        rows = [self.old_row.get(q) for q in seqs[~new].tolist()]
-        out[~new] = [None if r is None else self.old_ids[r] for r in rows]
-        return out
-
-
-def _near_duplicate_rows(
-    dup_seqs: np.ndarray,
-    dup_clusters: np.ndarray,
-    edges: np.ndarray,
-    edge_sim: np.ndarray,
-    store: _Shingles,
-) -> pa.Table:
-    """One row per new non-representative: cluster, representative, Jaccards."""
-    if not len(dup_seqs):
-        return pa.table({"seq": pa.array([], pa.int64())})
-    # The strongest confirmed edge of each record (to anything in its component).
-    both = pd.DataFrame(
-        {
-            "seq": np.concatenate([edges[:, 1], edges[:, 0]]),
-            "other": np.concatenate([edges[:, 0], edges[:, 1]]),
-            "sim": np.concatenate([edge_sim, edge_sim]),
-        }
-    )
-    best = both.sort_values(["seq", "sim", "other"], ascending=[True, False, True])
-    matched = best.drop_duplicates("seq").set_index("seq").reindex(dup_seqs)
-    return pa.table(
-        {
-            "record_id": store.record_ids(dup_seqs),
-            "cluster_id": dup_clusters,
-            "representative_record_id": store.record_ids(dup_clusters),
-            "jaccard": store.jaccard(dup_seqs, dup_clusters),
-            "matched_record_id": store.record_ids(matched["other"].to_numpy().astype(np.int64)),
-            "matched_jaccard": matched["sim"].to_numpy(),
-            "seq": dup_seqs,
-        }
-    )
 
 
 def _store(
