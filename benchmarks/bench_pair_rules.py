@@ -214,7 +214,7 @@ MEDIA_REFERENCES = [
     "Estimate the age of the person in the photo.",
     "Transcribe the voice note attached.",
 ]
-#: C0/C1 controls to plant. U+0085 is left out: ``intake._originals`` splits lines with
+#: C0/C1 controls to plant. U+0085 is left out: ``intake.formats._originals`` splits lines with
 #: ``str.splitlines``, which breaks on it, and the whole file fails to ingest.
 CONTROL = [
     chr(c) for c in [*range(0, 9), 11, 12, *range(14, 32), *range(127, 133), *range(134, 160)]
@@ -757,7 +757,7 @@ def report(fp: dict, raw: dict, planted: dict, tps: list[dict], args: argparse.N
         + (", ".join(f"{k} ({n})" for k, n in others.most_common()) or "none"),
         "",
         "Note: a text containing U+0085 (NEL), U+2028 or U+2029 makes `intake.read_file` raise "
-        "`ValueError` for the whole file (`intake._originals` splits its JSON lines with "
+        "`ValueError` for the whole file (`intake.formats._originals` splits its JSON lines with "
         "`str.splitlines`, which also breaks on these characters), so such records never reach "
         "the rules.",
         "",
