@@ -33,7 +33,7 @@ if str(REPO) not in sys.path:  # runnable as a plain script from any folder
     sys.path.insert(0, str(REPO))
 
 from curation_assets.curation import warehouse  # noqa: E402
-from curation_assets.curation.filtering import annotators, pair_rules, rule_engine  # noqa: E402
+from curation_assets.curation.filtering import annotators, generic_rules, pair_rules, rule_engine  # noqa: E402
 from curation_assets.curation.ingest import intake  # noqa: E402
 from curation_assets.curation.records import NORMALIZED_PROMPT_SQL  # noqa: E402
 
@@ -61,7 +61,7 @@ PER_CLASS = 40
 #: The stage's dedup rule rides along (``filtered`` needs unique example ids); not counted.
 DEDUP = next(
     r
-    for r in rule_engine.rules_for(
+    for r in generic_rules.rules_for(
         min_prompt_chars=0, max_prompt_chars=10**9, min_response_chars=0, max_response_chars=10**9
     )
     if r.name == "exact_duplicate"

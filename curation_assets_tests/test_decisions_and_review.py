@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from curation_assets.config import Settings
-from curation_assets.curation.filtering import rule_engine
+from curation_assets.curation.filtering import generic_rules, rule_engine
 from curation_assets.curation.ingest import intake
 from curation_assets.curation.records import example_id
 from curation_assets.curation.review import decisions, review_stage
@@ -89,7 +89,7 @@ def queued(con, tmp_path):
     intake.store_batch(con, intake.read_file(path, {}, 10_000), datetime(2026, 1, 1))
     rule_engine.run_filters(
         con,
-        rule_engine.rules_for(
+        generic_rules.rules_for(
             min_prompt_chars=3, max_prompt_chars=500, min_response_chars=1, max_response_chars=50
         ),
     )
@@ -167,7 +167,7 @@ def _filter(con, rows, tmp_path, name="a.jsonl"):
     intake.store_batch(con, intake.read_file(path, {}, 10_000), datetime(2026, 1, 1))
     rule_engine.run_filters(
         con,
-        rule_engine.rules_for(
+        generic_rules.rules_for(
             min_prompt_chars=3, max_prompt_chars=500, min_response_chars=1, max_response_chars=50
         ),
     )

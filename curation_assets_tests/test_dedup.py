@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from curation_assets.curation import warehouse
-from curation_assets.curation.filtering import dedup, rule_engine
+from curation_assets.curation.filtering import dedup, generic_rules, rule_engine
 from curation_assets.curation.filtering.decontamination import (
     DecontaminationConfig,
     find_contamination,
@@ -263,7 +263,7 @@ def test_filter_rule_rejects_near_duplicates_with_a_reason(con):
     )
     con.execute("UPDATE raw_scrapes SET example_id = 'r1' WHERE record_id = 'r3'")
     dedup.near_duplicates(con, dedup.eligible_records_sql(), 0.8)
-    rules = rule_engine.rules_for(
+    rules = generic_rules.rules_for(
         min_prompt_chars=5,
         max_prompt_chars=5000,
         min_response_chars=1,

@@ -5,10 +5,10 @@ from datetime import datetime
 
 import pytest
 
-from curation_assets.curation.filtering import rule_engine
+from curation_assets.curation.filtering import generic_rules, rule_engine
 from curation_assets.curation.ingest import intake
 
-RULES = rule_engine.rules_for(
+RULES = generic_rules.rules_for(
     min_prompt_chars=8,
     max_prompt_chars=60,
     min_response_chars=1,
@@ -95,7 +95,7 @@ def test_accounting_adds_up_per_batch(con, tmp_path):
 def test_label_rule_only_with_a_label_set(labels, fires):
     names = {
         r.name
-        for r in rule_engine.rules_for(
+        for r in generic_rules.rules_for(
             min_prompt_chars=1,
             max_prompt_chars=9,
             min_response_chars=1,

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from curation_assets.curation import warehouse
-from curation_assets.curation.filtering import annotators, pair_rules, rule_engine
+from curation_assets.curation.filtering import annotators, generic_rules, pair_rules, rule_engine
 from curation_assets.curation.records import example_id_sql, to_canonical
 
 DEDUP = next(
     r
-    for r in rule_engine.rules_for(
+    for r in generic_rules.rules_for(
         min_prompt_chars=0, max_prompt_chars=10**9, min_response_chars=0, max_response_chars=10**9
     )
     if r.name == "exact_duplicate"

@@ -40,6 +40,7 @@ from curation_assets.curation.filtering import (
     decontamination,
     dedup,
     document_rules,
+    generic_rules,
     language,
     pair_rules,
     pii,
@@ -99,7 +100,7 @@ class StageReport:
 def rules(cfg: FilterConfig) -> list[rule_engine.Rule]:
     """The rule set: generic rules, then pair rules (non-document records) or document rules
     (records of HTML/WARC/WET batches), language, near duplicates and contamination."""
-    length_rules = rule_engine.rules_for(
+    length_rules = generic_rules.rules_for(
         min_prompt_chars=cfg.min_prompt_chars,
         max_prompt_chars=cfg.max_prompt_chars,
         min_response_chars=cfg.min_response_chars,

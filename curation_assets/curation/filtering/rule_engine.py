@@ -45,59 +45,6 @@ class Rule:
         return f"CASE WHEN {self.where} THEN ({self.condition}) ELSE FALSE END"
 
 
-def rules_for(
-    *,
-    min_prompt_chars: int,
-    max_prompt_chars: int,
-    min_response_chars: int,
-    max_response_chars: int,
-    labels: tuple[str, ...] = (),
-) -> list[Rule]:
-    """The rule set with its thresholds (from ``Settings``)."""
-    prompt_len = "length(trim(prompt))"
-    response_len = "length(trim(response))"
-    rules = [
-        Rule(
-            "prompt_too_short",
-            f"prompt shorter than {min_prompt_chars} characters",
-            f"{prompt_len} < {int(min_prompt_chars)}",
-        ),
-        Rule(
-            "prompt_too_long",
-            f"prompt longer than {max_prompt_chars} characters",
-            f"{prompt_len} > {int(max_prompt_chars)}",
-        ),
-        Rule(
-            "response_too_short",
-            f"response shorter than {min_response_chars} characters",
-            f"{response_len} < {int(min_response_chars)}",
-        ),
-        Rule(
-            "response_too_long",
-            f"response longer than {max_response_chars} characters",
-            f"{response_len} > {int(max_response_chars)}",
-        ),
-        Rule(
-            "exact_duplicate",
-            "same normalized prompt and response as an earlier record (kept: the first seen)",
-            "_dup_rank > 1",
-            detail="'duplicate of ' || first_record_id",
-            scope="corpus",
-        ),
-    ]
-    if labels:
-        quoted = ", ".join("'" + label.replace("'", "''") + "'" for label in labels)
-        rules.append(
-            Rule(
-                "label_not_allowed",
-                f"label is not one of the {len(labels)} allowed labels",
-                f"response NOT IN ({quoted})",
-                detail="'got ' || coalesce('\"' || response || '\"', 'NULL')",
-            )
-        )
-    return rules
-
-
 #: "First seen" among records of the same content: by batch (the file name), then line.
 #: Never by ``ingested_at``: re-ingesting an unchanged file gives it a new time, and the
 #: choice of the kept copy (exact and near duplicates) must depend on the content alone.

@@ -20,11 +20,11 @@ the input is the rest.
 
 Integration (the ``filtered`` stage), on the one connection it already opens::
 
-    rule_set = filtering.rules_for(...) + rules_pairs.pair_rules(
+    rule_set = generic_rules.rules_for(...) + pair_rules.pair_rules(
         labelled=settings.task_type == "classification"
     )
     annotators.store_annotations(con)  # rebuilds table ``annotations`` from raw_scrapes
-    filtering.run_filters(con, rule_set)
+    rule_engine.run_filters(con, rule_set)
 
 The ``mojibake`` rule reads ``annotations`` through a semi-join on ``record_id``, so
 ``run_filters`` needs no change (a LEFT JOIN of ``annotations`` there works as well);
