@@ -239,14 +239,23 @@ GOOD = [
 ]
 
 
+BAD_CASES = [(rule, example) for rule, examples in BAD.items() for example in examples]
+
+
+@pytest.fixture(scope="module")
+def bad_fired() -> list[set[str]]:
+    """Every bad example filtered in one batch (the pair rules look at one row at a time, so a
+    batch fires the same rules as one run per example, at a fiftieth of the cost)."""
+    return _fired([example for _, example in BAD_CASES])
+
+
 @pytest.mark.parametrize(
-    ("rule", "example"),
-    [(rule, example) for rule, examples in BAD.items() for example in examples],
-    ids=lambda v: v if isinstance(v, str) else v["instruction"][:30],
+    ("case", "rule", "example"),
+    [(i, rule, example) for i, (rule, example) in enumerate(BAD_CASES)],
+    ids=lambda v: v if isinstance(v, str) else "" if isinstance(v, int) else v["instruction"][:30],
 )
-def test_rule_fires_on_its_defect(rule, example):
-    (fired,) = _fired([example])
-    assert rule in fired, f"{rule} did not fire on {example}"
+def test_rule_fires_on_its_defect(bad_fired, case, rule, example):
+    assert rule in bad_fired[case], f"{rule} did not fire on {example}"
 
 
 def test_good_pairs_pass_every_rule():
