@@ -18,10 +18,11 @@ and cached under ``$TMPDIR/bench_filter_stage``:
   replaced by corpus words (unique variants); 3% exact copies, 7% near copies (1-2 word
   edits).
 
-Records are loaded into a fresh DuckDB warehouse with the schema of ``warehouse.SCHEMAS``
-(``INSERT ... SELECT`` from Parquet, ``example_id`` by ``records.example_id_sql``), in
-batches of 10,000 (``warc`` batches for documents, ``jsonl`` for pairs). ``ours`` times
-``run_stage`` on it, and with ``--incremental`` a second call after one more batch of 1%.
+Records are loaded into a fresh DuckDB warehouse with the declared ingest tables
+(``curation/ingest/tables.py``; ``INSERT ... SELECT`` from Parquet, ``example_id`` by
+``records.example_id_sql``), in batches of 10,000 (``warc`` batches for documents,
+``jsonl`` for pairs). ``ours`` times ``run_stage`` on it, and with ``--incremental`` a
+second call after one more batch of 1%.
 ``datatrove`` runs ``_datatrove_runner.py`` in ``.venv-datatrove`` (``setup_datatrove.sh``)
 on the same texts. ``compare`` runs both as subprocesses, interleaved, and records the CPU
 time of each and the CPU that other processes used meanwhile (the machine is shared).
@@ -49,8 +50,8 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from curation_assets.curation.ingest.tables import ensure_tables  # noqa: E402
 from curation_assets.curation.records import NO_INPUT_MARKERS, example_id_sql  # noqa: E402
-from curation_assets.curation.warehouse import ensure_tables  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 CACHE = Path(tempfile.gettempdir()) / "bench_filter_stage"

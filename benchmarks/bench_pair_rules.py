@@ -32,9 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # runnable as a plain script from any folder
     sys.path.insert(0, str(REPO))
 
-from curation_assets.curation import warehouse  # noqa: E402
 from curation_assets.curation.filtering import annotators, generic_rules, pair_rules, rule_engine  # noqa: E402
 from curation_assets.curation.ingest import intake  # noqa: E402
+from curation_assets.curation.ingest import tables as ingest_tables  # noqa: E402
 from curation_assets.curation.records import NORMALIZED_PROMPT_SQL  # noqa: E402
 
 SHARED = Path(os.environ.get("CURATION_SHARED_DIR", REPO.parent / "shared"))
@@ -90,7 +90,7 @@ def good_records() -> list[dict]:
 def warehouse_with(files: list[Path]) -> duckdb.DuckDBPyConnection:
     """An in-memory warehouse with ``files`` ingested and annotated, as the pipeline does."""
     con = duckdb.connect()
-    warehouse.ensure_tables(con)
+    ingest_tables.ensure_tables(con)
     for i, path in enumerate(files):
         result = intake.read_file(path, {}, 1_000_000)
         intake.store_batch(con, result, datetime(2026, 1, 1 + i))

@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 
 from curation_assets.config import Settings
+from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.curation.records import example_id
 
 #: The product's public asset contract, in lineage order.
@@ -158,7 +159,6 @@ def page_fields(html: str) -> dict[str, str]:
 def filter_inbox(settings: Settings) -> duckdb.DuckDBPyConnection:
     """Ingest every file of ``settings.inbox`` (fixed times) and run the filter stage with
     the product's own functions; return the open warehouse connection."""
-    from curation_assets.curation import warehouse
     from curation_assets.curation.filtering import filter_stage
     from curation_assets.curation.ingest import intake
     from curation_assets.defs.filtering.assets import filter_config
@@ -167,6 +167,6 @@ def filter_inbox(settings: Settings) -> duckdb.DuckDBPyConnection:
     for i, path in enumerate(intake.list_inbox(settings.inbox)):
         result = intake.read_file(path, settings.column_mapping, settings.max_record_bytes)
         intake.store_batch(con, result, datetime(2026, 11, 25, 2, i))
-    warehouse.ensure_tables(con)
+    ingest_tables.ensure_tables(con)
     filter_stage.run_stage(con, filter_config(settings))
     return con

@@ -6,12 +6,12 @@ import unicodedata
 import pandas as pd
 import pytest
 
-from curation_assets.curation import warehouse
 from curation_assets.curation.filtering import dedup, generic_rules, rule_engine
 from curation_assets.curation.filtering.decontamination import (
     DecontaminationConfig,
     find_contamination,
 )
+from curation_assets.curation.ingest import tables as ingest_tables
 
 REFUND_PROMPT = (
     "I ordered a pair of running shoes from your online store three weeks ago and they "
@@ -61,7 +61,7 @@ def py_jaccard(a: str, b: str, n: int = 5) -> float:
 
 def make_raw(con, rows: list[tuple], batch: str = "b1", day: int = 1) -> None:
     """Insert (record_id, prompt, response) rows into raw_scrapes as one ingest batch."""
-    warehouse.ensure_tables(con, ["ingest_batches", "raw_scrapes"])
+    ingest_tables.ensure_tables(con, ["ingest_batches", "raw_scrapes"])
     ts = f"2026-11-{day:02d} 10:00:00"
     con.execute(
         "INSERT INTO ingest_batches VALUES (?, ?, 'jsonl', 'x', ?, ?, 0, ?, NULL)",

@@ -23,8 +23,8 @@ from curation_assets.curation.ingest.documents import (
     read_warc,
     to_ingest,
 )
+from curation_assets.curation.ingest.tables import ensure_tables
 from curation_assets.curation.records import to_canonical
-from curation_assets.curation.warehouse import ensure_tables
 
 DATA = Path(__file__).parent / "data" / "documents"
 

@@ -18,7 +18,7 @@ from curation_assets.curation.filtering.pii import (
     value_hash,
 )
 from curation_assets.curation.filtering.rule_engine import run_filters
-from curation_assets.curation.warehouse import ensure_tables
+from curation_assets.curation.ingest.tables import ensure_tables
 
 SENTENCES = {
     "en": "The council will discuss on Thursday whether to turn three vacant lots into gardens.",

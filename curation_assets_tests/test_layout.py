@@ -18,7 +18,7 @@ ALLOWED_STAGES = {
     "review": {"filtering", "ingest"},
     "training": set(),
     "evaluation": {"review", "training"},
-    "lineage": {"review", "training"},  # it reads every stage's tables
+    "lineage": {"ingest", "filtering", "review", "training"},  # it reads every stage's tables
 }
 
 

@@ -24,6 +24,7 @@ from curation_assets_tests.fixtures import (
     write_decisions,
     write_inbox,
 )
+from curation_assets_tests.test_schema import declared_tables
 from curation_assets_tests.tiny_models import build_tiny_classifier_base
 
 pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
@@ -67,6 +68,10 @@ def test_whole_graph_materializes_and_counts_add_up(world, monkeypatch, capsys):
     assert units == kept + rejected + quarantined == (60 + 3) + (35 + 3)
     assert (kept, rejected, quarantined) == (90, 8, 3)
     assert _scalar(settings, "SELECT count(*) FROM example_lineage") == units
+    # every published dataset table has exactly its declared columns and types
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        drift = [p for table in declared_tables() for p in table.drift(con, types=True)]
+    assert drift == []
 
     # the model saw only verified train rows; its validation rows are disjoint
     trained = _scalar(settings, "SELECT count(*) FROM model_examples WHERE split = 'train'")

@@ -11,8 +11,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from curation_assets.curation import warehouse
 from curation_assets.curation.filtering import annotators, generic_rules, pair_rules, rule_engine
+from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.curation.records import example_id_sql, to_canonical
 
 DEDUP = next(
@@ -36,7 +36,7 @@ def _con(rows: list[dict]) -> duckdb.DuckDBPyConnection:
     canonical["original"] = [json.dumps(r, ensure_ascii=False) for r in rows]
     canonical["line_no"] = range(1, len(rows) + 1)
     con = duckdb.connect()
-    warehouse.ensure_tables(con)
+    ingest_tables.ensure_tables(con)
     con.register("_rows", canonical[["line_no", "prompt", "response", "original"]])
     con.execute(
         f"""INSERT INTO raw_scrapes
@@ -308,7 +308,7 @@ def test_thresholds_are_keyword_arguments():
 
 def test_missing_fields_never_fire_except_a_missing_response():
     con = duckdb.connect()
-    warehouse.ensure_tables(con)
+    ingest_tables.ensure_tables(con)
     con.execute(
         "INSERT INTO raw_scrapes VALUES "
         "('t:1', 'a', 't', NULL, 1, 's', 'Name a color.', NULL, NULL, now()),"

@@ -27,12 +27,23 @@ from pathlib import Path
 
 import duckdb
 
+from curation_assets.curation.schema import Column, Table, require_declared_columns
 from curation_assets.curation.warehouse import table_exists
 
-#: Batches held back from publication: one row per (stage, batch) currently held.
-HELD_TABLE = "held_batches"
-HELD_SCHEMA = """stage VARCHAR NOT NULL, batch VARCHAR NOT NULL, sha256 VARCHAR,
-    records BIGINT, reason VARCHAR NOT NULL, staged_table VARCHAR, held_at TIMESTAMP"""
+HELD_BATCHES = Table(
+    "held_batches",
+    "Batches held back from publication: one row per (stage, batch) currently held.",
+    (
+        Column("stage", "VARCHAR", "Stage that held it (raw_scrapes or filtered).", "NOT NULL"),
+        Column("batch", "VARCHAR", "The held batch.", "NOT NULL"),
+        Column("sha256", "VARCHAR", "Content hash of the batch's file when it was held."),
+        Column("records", "BIGINT", "Records of the batch kept out of the published table."),
+        Column("reason", "VARCHAR", "The failed audit, in words.", "NOT NULL"),
+        Column("staged_table", "VARCHAR", "Where its rows can be inspected."),
+        Column("held_at", "TIMESTAMP", "When it was held."),
+    ),
+)
+HELD_TABLE = HELD_BATCHES.name
 
 
 def staged_name(table: str) -> str:
@@ -68,10 +79,14 @@ def finish(
     """End the open transaction: publish (commit) if ``passed``, else keep a copy of the
     staged ``tables`` as ``<table>__staged`` and roll back.
 
+    A declared table (:mod:`curation_assets.curation.schema`) whose columns drifted from its
+    declaration is never published: :class:`SchemaDriftError`, and nothing is committed.
+
     ``where`` (e.g. one batch) limits the staged copy to those rows and replaces only
     them in ``<table>__staged``, so the staged rows of other held batches stay.
     """
     if passed:
+        require_declared_columns(con, list(tables))  # raises: the caller's transaction rolls back
         for table in tables:
             staged = staged_name(table)
             if where is None:
@@ -102,7 +117,7 @@ def finish(
 
 
 def ensure_held_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE TABLE IF NOT EXISTS {HELD_TABLE} ({HELD_SCHEMA})")
+    HELD_BATCHES.create(con)
 
 
 def replace_holds(con: duckdb.DuckDBPyConnection, stage: str, holds: Sequence[dict]) -> None:

@@ -46,9 +46,10 @@ from curation_assets.curation.filtering import (
     pii,
     rule_engine,
 )
+from curation_assets.curation.filtering.tables import PII_REDACTIONS
 from curation_assets.curation.ingest import intake
 
-PII_TABLE = "pii_redactions"
+PII_TABLE = PII_REDACTIONS.name
 PII_SCANNED = "pii_scanned"  # records already scanned for PII (found or not), by content
 #: The content (example_id) each mojibake flag of ``annotations`` was computed from.
 MOJIBAKE_VERSIONS = "annotations_versions"
@@ -347,11 +348,7 @@ def _redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
     """Mask PII in ``filtered`` (prompt and response), recording each span. Scans the
     rows not scanned under the current settings (their text in ``filtered`` is still the
     original)."""
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {PII_TABLE} (record_id VARCHAR, "column" VARCHAR,
-            kind VARCHAR, start INTEGER, "end" INTEGER, out_start INTEGER, out_end INTEGER,
-            value_hash VARCHAR, redacted VARCHAR)"""
-    )
+    PII_REDACTIONS.create(con)
     con.execute(f"CREATE TABLE IF NOT EXISTS {PII_SCANNED} (record_id VARCHAR, digest VARCHAR)")
     # the content a scan was made of: a record dropped again with new text is scanned again
     # (a scan without it, from before the column existed, counts as stale)

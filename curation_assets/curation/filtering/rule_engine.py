@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from curation_assets.curation.filtering.tables import FILTERED, REJECTIONS
 from curation_assets.curation.publish import HELD_TABLE
 
 
@@ -50,10 +51,7 @@ class Rule:
 #: choice of the kept copy (exact and near duplicates) must depend on the content alone.
 FIRST_SEEN_ORDER = "r.batch, r.line_no, r.record_id"
 
-FILTERED_SCHEMA = """
-    example_id VARCHAR PRIMARY KEY, record_id VARCHAR, batch VARCHAR, line_no BIGINT,
-    source VARCHAR, prompt VARCHAR, response VARCHAR, prompt_chars INTEGER,
-    response_chars INTEGER"""
+FILTERED_SCHEMA = FILTERED.ddl()
 
 
 #: Columns of ``raw_scrapes`` that ``filter_flags`` does not copy.
@@ -65,10 +63,7 @@ RECORD_FLAGS = "record_flags"  # cached flags of the record-scope rules, one row
 #: the record's flags are), kept in step with ``record_flags``.
 RECORD_REJECTIONS = "record_rejections"
 _RULESET_TABLE = "record_flags_ruleset"
-REJECTIONS_SCHEMA = (
-    "record_id VARCHAR, example_id VARCHAR, batch VARCHAR, line_no BIGINT, rule VARCHAR, "
-    "reason VARCHAR"
-)
+REJECTIONS_SCHEMA = REJECTIONS.ddl()
 
 
 def run_filters(

@@ -10,10 +10,11 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from curation_assets.curation.ingest.tables import ensure_tables
 from curation_assets.curation.publish import HELD_TABLE, ensure_held_table
 from curation_assets.curation.review.review_stage import register_decisions
 from curation_assets.curation.training.registry import ensure_registry
-from curation_assets.curation.warehouse import ensure_tables, table_exists
+from curation_assets.curation.warehouse import table_exists
 
 _LINEAGE_SQL = """
 CREATE OR REPLACE TABLE example_lineage AS

@@ -11,11 +11,13 @@ from curation_assets.config import Settings
 from curation_assets.curation import overrides, publish, warehouse
 from curation_assets.curation.expectations import Validation, expect, run_validations
 from curation_assets.curation.filtering import filter_stage, rule_engine
+from curation_assets.curation.filtering import tables as filtering_tables
+from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.curation.review import decisions
 from curation_assets.defs.automation.conditions import ON_NEW_DATA
 from curation_assets.defs.resources import DUCKDB_POOL, SettingsParam
 from curation_assets.defs.shared.checks import audit_result, audit_spec, snapshot_dir
-from curation_assets.defs.shared.metadata import as_table
+from curation_assets.defs.shared.metadata import as_table, table_metadata
 
 GROUP = "filtering"
 
@@ -82,6 +84,7 @@ HELD_CHECK = dg.AssetCheckSpec(
             ),
             group_name=GROUP,
             kinds={"duckdb", "table"},
+            metadata=table_metadata(filtering_tables.FILTERED),
             owners=["team:curation"],
             automation_condition=ON_NEW_DATA,
             skippable=True,
@@ -92,6 +95,7 @@ HELD_CHECK = dg.AssetCheckSpec(
             description="One row per (raw record, rule that fired), with the rule's reason.",
             group_name=GROUP,
             kinds={"duckdb", "table"},
+            metadata=table_metadata(filtering_tables.REJECTIONS),
             owners=["team:curation"],
             skippable=True,
         ),
@@ -123,7 +127,7 @@ def filter_raw_scrapes(
     rule_set = filter_stage.rules(cfg)
     accepted_all = overrides.load(settings.decision_store)
     with duckdb.get_connection() as con:
-        warehouse.ensure_tables(con)
+        ingest_tables.ensure_tables(con)
         publish.ensure_held_table(con)
         with publish.transaction(con):
             report = filter_stage.run_stage(con, cfg, publish=False)

@@ -12,9 +12,10 @@ from curation_assets.config import Settings
 from curation_assets.curation import overrides, publish, warehouse
 from curation_assets.curation.expectations import Validation, expect, run_validations
 from curation_assets.curation.ingest import intake
+from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.defs.resources import DUCKDB_POOL, SettingsParam
 from curation_assets.defs.shared.checks import audit_result, audit_spec, snapshot_dir
-from curation_assets.defs.shared.metadata import as_table
+from curation_assets.defs.shared.metadata import as_table, table_metadata
 
 GROUP = "ingest"
 inbox_files = dg.DynamicPartitionsDefinition(name="inbox_files")
@@ -31,6 +32,7 @@ inbox_files = dg.DynamicPartitionsDefinition(name="inbox_files")
             ),
             group_name=GROUP,
             kinds={"duckdb", "table"},
+            metadata=table_metadata(ingest_tables.RAW_SCRAPES),
             owners=["team:curation"],
             tags={"stage": "ingest"},
             skippable=True,  # a batch that fails its audit is held back, not published
@@ -46,6 +48,7 @@ inbox_files = dg.DynamicPartitionsDefinition(name="inbox_files")
             ),
             group_name=GROUP,
             kinds={"duckdb", "table"},
+            metadata=table_metadata(ingest_tables.QUARANTINE),
             owners=["team:curation"],
             tags={"stage": "ingest"},
             skippable=True,
@@ -81,7 +84,7 @@ def ingest_inbox_file(
     batch = context.partition_key
     in_batch = f"batch = '{_sql_str(batch)}'"
     with duckdb.get_connection() as con:
-        warehouse.ensure_tables(con)
+        ingest_tables.ensure_tables(con)
         publish.ensure_held_table(con)
         result = _unchanged(con, settings, path, batch)
         unchanged = result is not None

@@ -9,11 +9,12 @@ from curation_assets.config import Settings
 from curation_assets.curation import publish, warehouse
 from curation_assets.curation.expectations import Validation, expect
 from curation_assets.curation.lineage import trace
+from curation_assets.curation.lineage.tables import EXAMPLE_LINEAGE
 from curation_assets.curation.review import decisions
 from curation_assets.defs.automation.conditions import ON_NEW_DATA
 from curation_assets.defs.resources import DUCKDB_POOL, SettingsParam
 from curation_assets.defs.shared.checks import audit_and_publish, audit_result, audit_spec
-from curation_assets.defs.shared.metadata import as_table
+from curation_assets.defs.shared.metadata import as_table, table_metadata
 
 
 @dg.asset(
@@ -25,6 +26,7 @@ from curation_assets.defs.shared.metadata import as_table
     ),
     group_name="lineage",
     kinds={"duckdb", "table"},
+    metadata=table_metadata(EXAMPLE_LINEAGE),
     owners=["team:curation"],
     pool=DUCKDB_POOL,
     # Not gated on its inputs' checks: lineage reports what happened, failures included.

@@ -14,6 +14,7 @@ from curation_assets.config import Settings
 from curation_assets.curation import publish, warehouse
 from curation_assets.curation.expectations import Validation, expect, run_validations
 from curation_assets.curation.review import agreement, decisions, review_stage
+from curation_assets.curation.review import tables as review_tables
 from curation_assets.defs.automation.conditions import ON_NEW_PASSING_INPUTS
 from curation_assets.defs.resources import DUCKDB_POOL, SettingsParam
 from curation_assets.defs.shared.checks import (
@@ -23,7 +24,7 @@ from curation_assets.defs.shared.checks import (
     suite_result_to_check,
 )
 from curation_assets.defs.shared.gate import require_upstream_checks_passed
-from curation_assets.defs.shared.metadata import as_table
+from curation_assets.defs.shared.metadata import as_table, table_metadata
 
 GROUP = "review"
 
@@ -79,6 +80,7 @@ def _labels(settings: Settings) -> tuple[str, ...]:
     ),
     group_name=GROUP,
     kinds={"duckdb", "table"},
+    metadata=table_metadata(review_tables.REVIEW_QUEUE),
     owners=["team:curation"],
     pool=DUCKDB_POOL,
     automation_condition=ON_NEW_PASSING_INPUTS,
@@ -188,6 +190,7 @@ def review_queue(
     ),
     group_name=GROUP,
     kinds={"duckdb", "table"},
+    metadata=table_metadata(review_tables.REVIEWED),
     owners=["team:curation"],
     pool=DUCKDB_POOL,
     automation_condition=ON_NEW_PASSING_INPUTS,
@@ -294,6 +297,7 @@ def _records(frame) -> list[dict]:
     ),
     group_name=GROUP,
     kinds={"duckdb", "table"},
+    metadata=table_metadata(review_tables.VERIFIED),
     owners=["team:curation"],
     pool=DUCKDB_POOL,
     automation_condition=ON_NEW_PASSING_INPUTS,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from curation_assets.curation.schema import Table
+
 #: Decimals kept for the floats shown in tables and metadata.
 DECIMALS = 4
 
@@ -112,3 +114,15 @@ def rounded_floats(metadata: dict) -> dict:
         is_float = isinstance(raw, float)
         out[key] = dg.MetadataValue.float(rounded(raw)) if is_float else value
     return out
+
+
+def table_metadata(table: Table) -> dict[str, object]:
+    """Definition metadata of a dataset asset stored as ``table``: its declared columns
+    (the catalog's column schema, with descriptions) and its table name."""
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in table.columns]
+    )
+    return {
+        "dagster/column_schema": schema,
+        "dagster/table_name": f"warehouse.main.{table.name}",
+    }

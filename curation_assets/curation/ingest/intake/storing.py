@@ -5,8 +5,8 @@ from datetime import datetime
 import duckdb
 
 from curation_assets.curation.ingest.intake.reading import IngestResult
+from curation_assets.curation.ingest.tables import ensure_tables
 from curation_assets.curation.records import example_id_sql
-from curation_assets.curation.warehouse import ensure_tables
 
 
 def store_batch(

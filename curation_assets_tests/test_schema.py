@@ -1,0 +1,97 @@
+"""Declared tables: one declaration per dataset table, the DDL made from it, the catalog's
+column schema taken from it, and a publish that refuses a table that drifted from it."""
+
+import dagster as dg
+import duckdb
+import pytest
+
+from curation_assets.curation import publish, schema
+from curation_assets.curation.filtering import tables as filtering_tables
+from curation_assets.curation.ingest import tables as ingest_tables
+from curation_assets.curation.lineage import tables as lineage_tables
+from curation_assets.curation.review import tables as review_tables
+
+STAGE_TABLES = (ingest_tables, filtering_tables, review_tables, lineage_tables)
+#: Declared tables that are a stage's bookkeeping, not assets of their own.
+BOOKKEEPING = {"ingest_batches", "pii_redactions", "held_batches"}
+
+
+def declared_tables() -> list[schema.Table]:
+    """Every table a stage declares (plus the shared ``held_batches``)."""
+    found = [
+        value
+        for module in STAGE_TABLES
+        for value in vars(module).values()
+        if isinstance(value, schema.Table)
+    ]
+    return [*found, publish.HELD_BATCHES]
+
+
+def test_every_declared_column_is_described_once():
+    tables = declared_tables()
+    assert len({t.name for t in tables}) == len(tables) >= 11
+    for table in tables:
+        assert table.description
+        assert len(set(table.column_names)) == len(table.columns), table.name
+        assert all(c.description and c.type for c in table.columns), table.name
+        assert schema.declared(table.name) is table
+
+
+@pytest.mark.parametrize("table", declared_tables(), ids=lambda t: t.name)
+def test_created_tables_have_exactly_the_declared_columns_and_types(table):
+    con = duckdb.connect()
+    table.create(con)
+    assert table.drift(con, types=True) == []
+
+
+def test_drift_names_missing_undeclared_and_retyped_columns():
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE rejections (record_id VARCHAR, example_id VARCHAR, batch VARCHAR, "
+        "line_no VARCHAR, rule VARCHAR, why VARCHAR)"
+    )
+    (names,) = filtering_tables.REJECTIONS.drift(con)
+    assert "missing ['reason']" in names and "undeclared ['why']" in names
+    con.execute("ALTER TABLE rejections RENAME COLUMN why TO reason")
+    assert filtering_tables.REJECTIONS.drift(con) == []
+    assert filtering_tables.REJECTIONS.drift(con, types=True) == [
+        "rejections.line_no: type VARCHAR, declared BIGINT"
+    ]
+    assert filtering_tables.REJECTIONS.drift(duckdb.connect()) == ["rejections does not exist"]
+
+
+def test_a_drifted_table_is_never_published(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    filtering_tables.REJECTIONS.create(con)
+    con.execute("INSERT INTO rejections VALUES ('b:1', 'e1', 'b', 1, 'too_short', 'short')")
+    with (
+        pytest.raises(schema.SchemaDriftError, match="undeclared"),  # noqa: PT012
+        publish.transaction(con),
+    ):
+        con.execute("DELETE FROM rejections")
+        con.execute("ALTER TABLE rejections ADD COLUMN detail VARCHAR")
+        publish.finish(con, True, ["rejections"])
+    # the published version is untouched: same columns, same row
+    assert filtering_tables.REJECTIONS.drift(con) == []
+    assert con.sql("SELECT rule FROM rejections").fetchall() == [("too_short",)]
+    # undeclared tables publish as before
+    con.execute("CREATE TABLE scratch (x INTEGER)")
+    with publish.transaction(con):
+        con.execute("INSERT INTO scratch VALUES (1)")
+        assert publish.finish(con, True, ["scratch"]).published
+
+
+def test_dataset_assets_show_their_declared_columns_in_the_catalog():
+    from curation_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for table in declared_tables():
+        key = dg.AssetKey(table.name)
+        if table.name in BOOKKEEPING:
+            assert not graph.has(key)
+            continue
+        metadata = graph.get(key).metadata
+        columns = metadata["dagster/column_schema"].columns
+        assert [(c.name, c.type) for c in columns] == [(c.name, c.type) for c in table.columns]
+        assert all(c.description for c in columns)
+        assert metadata["dagster/table_name"] == f"warehouse.main.{table.name}"
