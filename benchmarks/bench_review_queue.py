@@ -187,7 +187,7 @@ def run_seed(
     )
     out: dict = {"seed": seed, "rows": len(noisy), "noisy": int(noisy["noisy"].sum())}
     is_noisy = noisy.set_index("example_id")["noisy"]
-    empty = pd.DataFrame(columns=["example_id", *review_stage._DECISION_COLUMNS])
+    empty = pd.DataFrame(columns=["example_id", *review_stage.DECISION_COLUMNS])
     for name, encoder in ENCODERS:
         started = time.perf_counter()
         con.execute(f"DROP TABLE IF EXISTS {suspects.MODELS_TABLE}")  # fit anew per setting

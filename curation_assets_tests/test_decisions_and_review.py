@@ -156,7 +156,11 @@ def test_train_rows_near_a_validation_row_are_excluded_not_trained(con):
             ('t2', 'how long does the delivery of a new card take to arrive', 'delivery', 'train')
         ) t(example_id, prompt, response, split)"""
     )
-    review_stage._exclude_near_validation(con, ngram=8)
+    from curation_assets.curation.review.review_stage.verification import (
+        exclude_near_validation,
+    )
+
+    exclude_near_validation(con, ngram=8)
     rows = con.sql("SELECT example_id, split, near_validation FROM verified ORDER BY 1").fetchall()
     assert rows == [("t1", "excluded", "v1"), ("t2", "train", None), ("v1", "validation", None)]
 
@@ -377,6 +381,17 @@ def test_review_queue_asset_publishes_both_queues(tmp_path):
     meta = result.asset_materializations_for_node("review_queue")[0].metadata
     assert meta["coverage_examples"].value == 9 and meta["published_to_review_app"].value == 14
     assert isinstance(pd.DataFrame(published), pd.DataFrame)
+    assert "run_overrides" not in meta
+
+    # the launchpad's queue size, for one run: the settings keep theirs
+    config = {"ops": {"review_queue": {"config": {"coverage_sample_size": 4}}}}
+    result = dg.materialize([review_queue], resources=resources, run_config=config)
+    assert result.success
+    published = decisions.load_queue(settings.decision_store)
+    assert published.groupby("queue").size().to_dict() == {"coverage": 4, "suspect": 5}
+    meta = result.asset_materializations_for_node("review_queue")[0].metadata
+    assert meta["run_overrides"].value == {"coverage_sample_size": 4}
+    assert settings.coverage_sample_size == 9
 
 
 def test_queue_shows_what_the_filter_stage_found(con):
@@ -418,7 +433,7 @@ def test_queue_shows_what_the_filter_stage_found(con):
 
 def test_agreement_check_bounds_kappa_once_there_is_enough_overlap(queued, tmp_path):
     from curation_assets.curation.expectations import run_validations
-    from curation_assets.defs.review.assets import reviewed_expectations
+    from curation_assets.defs.review.suites import reviewed_expectations
 
     con, ids = queued
     rows = []

@@ -97,3 +97,25 @@ def test_schedule_and_sensors_run_out_of_the_box(defs):
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     for name in ("inbox_sensor", "decisions_sensor", "curation_automation"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_resources_are_typed_and_point_where_the_settings_say(defs, tmp_path):
+    from curation_assets.curation.review import decisions
+    from curation_assets.defs.resources import DecisionStoreResource
+
+    resources = defs.resources
+    settings = resources["settings"]
+    store = resources["decision_store"]
+    assert isinstance(store, DecisionStoreResource) and isinstance(store, dg.ConfigurableResource)
+    assert store.file == settings.decision_store
+    assert resources["duckdb"].database == str(settings.warehouse)
+    # the resource reads the store it names
+    own = DecisionStoreResource(path=str(tmp_path / "d.sqlite"))
+    assert own.high_water_mark() == (0, None) and own.load_all().empty
+    con = decisions.connect(own.file)
+    decisions.record(
+        con, {"example_id": "e1", "decision": "accept", "reviewer": "bob", "role": "reviewer"}
+    )
+    con.close()
+    assert own.high_water_mark()[0] == 1
+    assert own.load_all().example_id.tolist() == ["e1"]

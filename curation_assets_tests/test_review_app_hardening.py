@@ -344,7 +344,10 @@ def test_audit_trail_finds_rewrites_gaps_and_deletions(tmp_path):
 
 def _run_check(settings, instance) -> dg.AssetCheckEvaluation:
     from curation_assets.defs.resources import build_resources
-    from curation_assets.defs.review.assets import review_decisions, review_decisions_check
+    from curation_assets.defs.review.decision_store import (
+        review_decisions,
+        review_decisions_check,
+    )
 
     job = dg.define_asset_job(
         "check_decisions", selection=dg.AssetSelection.checks(review_decisions_check)

@@ -21,11 +21,11 @@ from curation_assets.config import Settings
 from curation_assets.curation.ingest import intake
 from curation_assets.definitions import build_definitions
 from curation_assets.defs.ingest.assets import inbox_files
-from curation_assets.defs.review.assets import (
+from curation_assets.defs.review.decision_store import (
     recorded_decisions_marker,
     review_decisions_event,
-    verified_expectations,
 )
+from curation_assets.defs.review.suites import verified_expectations
 from curation_assets.runs.recovery import recover_on_start, worker_tags
 
 #: Stages ``--from`` may start at (each runs with everything downstream of it).

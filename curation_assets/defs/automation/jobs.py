@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from curation_assets.defs.review.assets import INTEGRITY
+from curation_assets.defs.review.decision_store import INTEGRITY
 
 INGEST_KEYS = [dg.AssetKey("raw_scrapes"), dg.AssetKey("quarantine")]
 REFRESH_KEYS = [dg.AssetKey("filtered"), dg.AssetKey("rejections"), dg.AssetKey("review_queue")]

@@ -14,7 +14,7 @@ from dagster_duckdb import DuckDBResource
 from curation_assets.config import Settings
 from curation_assets.curation.expectations import Validation, expect
 from curation_assets.curation.training import registry
-from curation_assets.defs.resources import GPU_POOL, SettingsParam
+from curation_assets.defs.resources import GPU_POOL, DecisionStoreResource, SettingsParam
 from curation_assets.defs.shared.checks import gx_suite_check
 from curation_assets.defs.shared.metadata import as_table, image, rounded
 
@@ -34,11 +34,13 @@ GROUP = "training"
     pool=GPU_POOL,
 )
 def quality_ladder(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, settings: SettingsParam
+    context: dg.AssetExecutionContext,
+    duckdb: DuckDBResource,
+    decision_store: DecisionStoreResource,
+    settings: SettingsParam,
 ) -> dg.MaterializeResult:
     from curation_assets.curation.evaluation.ladder_rungs import build_rungs, validation_rows
     from curation_assets.curation.evaluation.ladder_training import ladder_plot_png, run_ladder
-    from curation_assets.curation.review import decisions as decision_store
     from curation_assets.curation.training.params import TrainParams, normalize_task
     from curation_assets.defs.training.assets import train_params
 
@@ -49,7 +51,7 @@ def quality_ladder(
         )
         context.log.warning(note)
         return dg.MaterializeResult(metadata={"note": note, "dagster/row_count": 0})
-    decided = decision_store.load_all(settings.decision_store)
+    decided = decision_store.load_all()
     with duckdb.get_connection() as con:
         try:
             rungs = build_rungs(con, decided, seed=settings.seed)

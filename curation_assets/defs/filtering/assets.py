@@ -15,9 +15,10 @@ from curation_assets.curation.filtering import tables as filtering_tables
 from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.curation.review import decisions
 from curation_assets.defs.automation.conditions import ON_NEW_DATA
-from curation_assets.defs.resources import DUCKDB_POOL, SettingsParam
+from curation_assets.defs.resources import DUCKDB_POOL, DecisionStoreResource, SettingsParam
 from curation_assets.defs.shared.checks import audit_result, audit_spec, snapshot_dir
 from curation_assets.defs.shared.metadata import as_table, table_metadata
+from curation_assets.defs.shared.run_config import FilteredConfig
 
 GROUP = "filtering"
 
@@ -120,12 +121,17 @@ HELD_CHECK = dg.AssetCheckSpec(
     pool=DUCKDB_POOL,
 )
 def filter_raw_scrapes(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, settings: SettingsParam
+    context: dg.AssetExecutionContext,
+    config: FilteredConfig,
+    duckdb: DuckDBResource,
+    decision_store: DecisionStoreResource,
+    settings: SettingsParam,
 ):
     """Annotate new records, deduplicate, run every rule; hold bad batches; publish."""
+    settings = config.applied_to(settings)
     cfg = filter_config(settings)
     rule_set = filter_stage.rules(cfg)
-    accepted_all = overrides.load(settings.decision_store)
+    accepted_all = decision_store.batch_overrides()
     with duckdb.get_connection() as con:
         ingest_tables.ensure_tables(con)
         publish.ensure_held_table(con)
@@ -213,6 +219,7 @@ def filter_raw_scrapes(
     yield dg.MaterializeResult(
         asset_key="filtered",
         metadata={
+            **config.metadata(),
             "dagster/row_count": kept,
             "raw_records": raw,
             "kept": kept,

@@ -13,7 +13,7 @@ from curation_assets.curation import overrides, publish, warehouse
 from curation_assets.curation.expectations import Validation, expect, run_validations
 from curation_assets.curation.ingest import intake
 from curation_assets.curation.ingest import tables as ingest_tables
-from curation_assets.defs.resources import DUCKDB_POOL, SettingsParam
+from curation_assets.defs.resources import DUCKDB_POOL, DecisionStoreResource, SettingsParam
 from curation_assets.defs.shared.checks import audit_result, audit_spec, snapshot_dir
 from curation_assets.defs.shared.metadata import as_table, table_metadata
 
@@ -72,7 +72,10 @@ inbox_files = dg.DynamicPartitionsDefinition(name="inbox_files")
     pool=DUCKDB_POOL,
 )
 def ingest_inbox_file(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, settings: SettingsParam
+    context: dg.AssetExecutionContext,
+    duckdb: DuckDBResource,
+    decision_store: DecisionStoreResource,
+    settings: SettingsParam,
 ):
     """Read one inbox file into ``raw_scrapes`` and ``quarantine``."""
     path = settings.inbox / context.partition_key
@@ -102,7 +105,7 @@ def ingest_inbox_file(
             override = None
             if not audit.success:
                 override = overrides.accepted(
-                    overrides.load(settings.decision_store), batch, result.sha256
+                    decision_store.batch_overrides(), batch, result.sha256
                 )
             reasons = con.execute(
                 "SELECT reason, count(*) AS n FROM quarantine WHERE batch = ? "

@@ -10,9 +10,8 @@ from curation_assets.curation import publish, warehouse
 from curation_assets.curation.expectations import Validation, expect
 from curation_assets.curation.lineage import trace
 from curation_assets.curation.lineage.tables import EXAMPLE_LINEAGE
-from curation_assets.curation.review import decisions
 from curation_assets.defs.automation.conditions import ON_NEW_DATA
-from curation_assets.defs.resources import DUCKDB_POOL, SettingsParam
+from curation_assets.defs.resources import DUCKDB_POOL, DecisionStoreResource, SettingsParam
 from curation_assets.defs.shared.checks import audit_and_publish, audit_result, audit_spec
 from curation_assets.defs.shared.metadata import as_table, table_metadata
 
@@ -40,8 +39,10 @@ from curation_assets.defs.shared.metadata import as_table, table_metadata
         )
     ],
 )
-def example_lineage(duckdb: DuckDBResource, settings: SettingsParam) -> Iterator:
-    store = decisions.load_all(settings.decision_store)
+def example_lineage(
+    duckdb: DuckDBResource, decision_store: DecisionStoreResource, settings: SettingsParam
+) -> Iterator:
+    store = decision_store.load_all()
     with duckdb.get_connection() as con, publish.transaction(con):
         trace.build_example_lineage(con, store)
         outcome = (

@@ -1,8 +1,8 @@
 """Stage 3, review: ``review_queue`` -> ``reviewed`` -> ``verified``.
 
 Human decisions live in the decision store (SQLite, not the warehouse), shown in the
-graph as the external asset ``review_decisions``; a sensor records a new version of it
-whenever decisions arrive, and automation refreshes the review stages.
+graph as the external asset ``review_decisions`` (``decision_store.py``: the asset, its
+sensor and its integrity check); the audits' suites are in ``suites.py``.
 """
 
 from collections.abc import Iterator
@@ -12,39 +12,26 @@ from dagster_duckdb import DuckDBResource
 
 from curation_assets.config import Settings
 from curation_assets.curation import publish, warehouse
-from curation_assets.curation.expectations import Validation, expect, run_validations
-from curation_assets.curation.review import agreement, decisions, review_stage
+from curation_assets.curation.review import agreement, review_stage
 from curation_assets.curation.review import tables as review_tables
 from curation_assets.defs.automation.conditions import ON_NEW_PASSING_INPUTS
-from curation_assets.defs.resources import DUCKDB_POOL, SettingsParam
+from curation_assets.defs.resources import DUCKDB_POOL, DecisionStoreResource, SettingsParam
+from curation_assets.defs.review.suites import (
+    allowed_labels,
+    review_queue_expectations,
+    reviewed_expectations,
+    verified_expectations,
+)
 from curation_assets.defs.shared.checks import (
     audit_and_publish,
     audit_result,
     audit_spec,
-    suite_result_to_check,
 )
 from curation_assets.defs.shared.gate import require_upstream_checks_passed
 from curation_assets.defs.shared.metadata import as_table, table_metadata
+from curation_assets.defs.shared.run_config import ReviewQueueConfig
 
 GROUP = "review"
-
-review_decisions = dg.AssetSpec(
-    "review_decisions",
-    description=(
-        "Append-only decisions (accept / reject / edit) by reviewers and experts, in the "
-        "SQLite decision store (not the warehouse). Written by the review app or by "
-        "`curation decisions import FILE`; observed by the `decisions_sensor`."
-    ),
-    group_name=GROUP,
-    kinds={"sqlite"},
-    owners=["team:curation"],
-)
-
-
-class ReviewQueueConfig(dg.Config):
-    """Launchpad options of ``review_queue``."""
-
-    refit_suspect_models: bool = False  # refit the suspect models even if nothing calls for it
 
 
 def queue_config(settings: Settings, refit: bool = False) -> review_stage.QueueConfig:
@@ -61,11 +48,6 @@ def queue_config(settings: Settings, refit: bool = False) -> review_stage.QueueC
         suspect_encoder=settings.suspect_encoder,
         seed=settings.seed,
     )
-
-
-def _labels(settings: Settings) -> tuple[str, ...]:
-    """Allowed labels a correction must use (classification with a label set only)."""
-    return settings.labels if settings.task_type == "classification" else ()
 
 
 @dg.asset(
@@ -99,16 +81,18 @@ def review_queue(
     context: dg.AssetExecutionContext,
     config: ReviewQueueConfig,
     duckdb: DuckDBResource,
+    decision_store: DecisionStoreResource,
     settings: SettingsParam,
 ) -> Iterator:
     require_upstream_checks_passed(context)
-    store = decisions.load_all(settings.decision_store)
+    settings = config.applied_to(settings)
+    store = decision_store.load_all()
     with duckdb.get_connection() as con, publish.transaction(con):
         scoring = review_stage.build_review_queue(
             con,
             store,
             queue_config(settings, config.refit_suspect_models),
-            _labels(settings),
+            allowed_labels(settings),
             log=context.log.info,
         )
         status = (
@@ -143,15 +127,16 @@ def review_queue(
     if not outcome.published:
         yield check  # the review app keeps showing the previous queue
         return
-    published = decisions.publish_queue(settings.decision_store, items)
+    published = decision_store.publish_queue(items)
     sizes = items["queue"].value_counts().to_dict()
     context.log.info(
         f"review_queue: {sizes.get('coverage', 0)} coverage + {sizes.get('suspect', 0)} "
         f"suspect examples, {needs_expert} need an expert; published {published} to "
-        f"{settings.decision_store}"
+        f"{decision_store.path}"
     )
     yield dg.MaterializeResult(
         metadata={
+            **config.metadata(),
             "dagster/row_count": total,
             "coverage_examples": int(sizes.get("coverage", 0)),
             "suspect_examples": int(sizes.get("suspect", 0)),
@@ -206,13 +191,16 @@ def review_queue(
     ],
 )
 def reviewed(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, settings: SettingsParam
+    context: dg.AssetExecutionContext,
+    duckdb: DuckDBResource,
+    decision_store: DecisionStoreResource,
+    settings: SettingsParam,
 ) -> Iterator:
     require_upstream_checks_passed(context)
-    store = decisions.load_all(settings.decision_store)
+    store = decision_store.load_all()
     with duckdb.get_connection() as con, publish.transaction(con):
         stats = review_stage.build_reviewed(
-            con, store, settings.reviews_required, _labels(settings)
+            con, store, settings.reviews_required, allowed_labels(settings)
         )
         total = warehouse.count(con, "reviewed")
         edited = warehouse.count(con, "reviewed", "edited")
@@ -312,10 +300,13 @@ def _records(frame) -> list[dict]:
     ],
 )
 def verified(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, settings: SettingsParam
+    context: dg.AssetExecutionContext,
+    duckdb: DuckDBResource,
+    decision_store: DecisionStoreResource,
+    settings: SettingsParam,
 ) -> Iterator:
     require_upstream_checks_passed(context)
-    store = decisions.load_all(settings.decision_store)
+    store = decision_store.load_all()
     take = settings.verified_takes_suspect_fixes
     with duckdb.get_connection() as con, publish.transaction(con):
         review_stage.build_verified(
@@ -366,306 +357,3 @@ def verified(
         data_version=dg.DataVersion(version or "empty"),
     )
     yield check
-
-
-@dg.sensor(
-    name="decisions_sensor",
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "Records a new version of `review_decisions` when decisions arrive in the store, "
-        "so that automation refreshes review_queue, reviewed and verified."
-    ),
-)
-def decisions_sensor(context: dg.SensorEvaluationContext, settings: SettingsParam):
-    """Record a new version of ``review_decisions`` only when the store changed since the
-    version the instance last recorded (by this sensor, ``curation run`` or the demo), so
-    a fresh UI after the demo starts nothing."""
-    event = review_decisions_event(settings)
-    count = event.metadata["decisions"].value
-    if count == 0:
-        return dg.SkipReason(f"the decision store {settings.decision_store} is empty")
-    marker = event.metadata["marker"].value
-    if marker in (context.cursor, recorded_decisions_marker(context.instance)):
-        context.update_cursor(marker)
-        return dg.SkipReason(f"no new decisions ({count} in the store)")
-    context.update_cursor(marker)
-    return dg.SensorResult(asset_events=[event])
-
-
-def review_decisions_event(settings: Settings) -> dg.AssetMaterialization:
-    """A version of ``review_decisions``: the store's size and newest decision."""
-    count, newest = decisions.high_water_mark(settings.decision_store)
-    return dg.AssetMaterialization(
-        asset_key="review_decisions",
-        metadata={
-            "decisions": count,
-            "newest_recorded_at": str(newest),
-            "marker": f"{count}:{newest}",
-            "store": dg.MetadataValue.path(str(settings.decision_store)),
-        },
-    )
-
-
-def recorded_decisions_marker(instance: dg.DagsterInstance) -> str | None:
-    """The marker of the newest ``review_decisions`` version the instance recorded."""
-    records = instance.fetch_materializations(dg.AssetKey("review_decisions"), limit=1).records
-    if not records or records[0].asset_materialization is None:
-        return None
-    value = records[0].asset_materialization.metadata.get("marker")
-    return value.value if value is not None else None
-
-
-INTEGRITY = dg.AssetCheckKey(dg.AssetKey("review_decisions"), "integrity")
-
-
-@dg.asset_check(
-    asset="review_decisions",
-    name="integrity",
-    blocking=False,  # the store is written outside Dagster: this reports, never gates
-    description=(
-        "The decision store is well formed and append-only: known decisions and roles, "
-        "example ids and reviewers present, edits carry an allowed label "
-        "(classification), every row still matches the content hash stored when it was "
-        "inserted, decision ids have no gaps, and the rows seen by the previous "
-        "evaluation are unchanged (chained digest in this check's metadata)."
-    ),
-)
-def review_decisions_check(
-    context: dg.AssetCheckExecutionContext, settings: SettingsParam
-) -> dg.AssetCheckResult:
-    previous = _previous_audit(context)
-    trail = decisions.audit_trail(settings.decision_store, previous)
-    con = trail.connection()
-    try:
-        result = run_validations(con, review_decisions_expectations(settings))
-    finally:
-        con.close()
-    check = suite_result_to_check(result)
-    return dg.AssetCheckResult(
-        passed=check.passed,
-        severity=check.severity,
-        metadata={
-            **check.metadata,
-            "decisions": trail.count,
-            "digest": trail.digest,
-            "compared_with_decisions": previous[0] if previous else 0,
-            "store": dg.MetadataValue.path(str(settings.decision_store)),
-        },
-    )
-
-
-def _previous_audit(context: dg.AssetCheckExecutionContext) -> tuple[int, str] | None:
-    """(decisions, digest) of the latest completed evaluation of this check in an
-    earlier run (the event log is outside the store, so a forger cannot rewrite both)."""
-    history = context.instance.event_log_storage.get_asset_check_execution_history(
-        INTEGRITY, limit=5
-    )
-    for record in history:
-        evaluation = record.evaluation
-        if record.run_id == context.run.run_id or not isinstance(
-            evaluation, dg.AssetCheckEvaluation
-        ):
-            continue  # this run's own planned evaluation, or one that never completed
-        if "decisions" in evaluation.metadata and "digest" in evaluation.metadata:
-            found = evaluation.metadata
-            return int(found["decisions"].value), str(found["digest"].value)
-    return None
-
-
-def review_decisions_expectations(settings: Settings) -> list[Validation]:
-    """GX validations of ``decisions.audit_trail``: rows, edits' labels, integrity."""
-    zero = {"min_value": 0, "max_value": 0}
-    validations = [
-        Validation(
-            "decisions",
-            "SELECT * FROM decisions",
-            [
-                expect("ExpectColumnValuesToNotBeNull", column="example_id"),
-                expect("ExpectColumnValueLengthsToBeBetween", column="example_id", min_value=1),
-                expect("ExpectColumnValuesToNotBeNull", column="reviewer"),
-                expect("ExpectColumnValuesToNotBeNull", column="role"),
-                expect(
-                    "ExpectColumnValuesToBeInSet", column="role", value_set=list(decisions.ROLES)
-                ),
-                expect(
-                    "ExpectColumnValuesToBeInSet",
-                    column="decision",
-                    value_set=list(decisions.DECISIONS),
-                ),
-                expect("ExpectColumnValuesToBeInSet", column="fingerprint_ok", value_set=[True]),
-                expect("ExpectColumnValuesToBeUnique", column="decision_id"),
-            ],
-        ),
-        Validation(
-            "edits",
-            "SELECT corrected_response FROM decisions WHERE decision = 'edit'",
-            [expect("ExpectColumnValuesToNotBeNull", column="corrected_response")]
-            + (
-                [
-                    expect(
-                        "ExpectColumnValuesToBeInSet",
-                        column="corrected_response",
-                        value_set=list(settings.labels),
-                    )
-                ]
-                if settings.task_type == "classification" and settings.labels
-                else []
-            ),
-        ),
-        Validation(
-            "append_only",
-            "SELECT * FROM integrity",
-            [
-                expect("ExpectColumnValuesToBeBetween", column=column, **zero)
-                for column in (
-                    "fingerprint_mismatches",
-                    "missing_ids",
-                    "deleted_newest",
-                    "rewritten_since_last_audit",
-                )
-            ],
-        ),
-    ]
-    return validations
-
-
-def review_queue_expectations(settings: Settings) -> list[Validation]:
-    validations = [
-        Validation(
-            "queue",
-            "SELECT example_id, queue, priority, queue_reason, review_status, score, prompt, "
-            "response, reviews_required FROM review_queue",
-            [
-                expect("ExpectColumnValuesToBeUnique", column="example_id"),
-                expect("ExpectColumnValuesToNotBeNull", column="priority"),
-                expect("ExpectColumnValuesToNotBeNull", column="queue_reason"),
-                expect(
-                    "ExpectColumnValuesToBeInSet",
-                    column="queue",
-                    value_set=list(review_stage.QUEUES),
-                ),
-                expect(
-                    "ExpectColumnValuesToBeInSet",
-                    column="review_status",
-                    value_set=list(review_stage.STATUSES),
-                ),
-                expect("ExpectColumnValuesToBeBetween", column="score", min_value=0, max_value=1),
-                expect("ExpectTableRowCountToBeBetween", min_value=1),
-            ],
-        ),
-        Validation(
-            "queues",
-            f"""SELECT
-                (SELECT count(*) - count(DISTINCT (queue, priority)) FROM review_queue)
-                    AS duplicate_priorities,
-                (SELECT count(*) FROM review_queue
-                 WHERE example_id NOT IN (SELECT example_id FROM filtered)) AS not_in_filtered,
-                least({int(settings.coverage_sample_size)}, (SELECT count(*) FROM filtered))
-                - (SELECT count(*) FROM review_queue WHERE queue = 'coverage')
-                    AS coverage_shortfall""",
-            [
-                expect("ExpectColumnValuesToBeBetween", column=column, min_value=0, max_value=0)
-                for column in ("duplicate_priorities", "not_in_filtered")
-            ]
-            + [expect("ExpectColumnValuesToBeBetween", column="coverage_shortfall", max_value=0)],
-        ),
-    ]
-    if settings.task_type == "classification":
-        validations.append(
-            Validation(  # a warning: a sample smaller than the label set cannot cover it
-                "labels_covered",
-                "SELECT count(*) AS labels_missing FROM (SELECT DISTINCT response FROM filtered "
-                "EXCEPT SELECT DISTINCT response FROM review_queue WHERE queue = 'coverage')",
-                [
-                    expect(
-                        "ExpectColumnValuesToBeBetween",
-                        warn_only=True,
-                        column="labels_missing",
-                        min_value=0,
-                        max_value=0,
-                    )
-                ],
-            )
-        )
-    return validations
-
-
-def reviewed_expectations(settings: Settings) -> list[Validation]:
-    rows = [
-        expect("ExpectColumnValuesToBeUnique", column="example_id"),
-        expect("ExpectColumnValuesToNotBeNull", column="decided_by"),
-        expect("ExpectColumnValuesToBeInSet", column="decision", value_set=["accept", "edit"]),
-        expect("ExpectColumnValueLengthsToBeBetween", column="response", min_value=1),
-    ]
-    if settings.labels and settings.task_type == "classification":
-        rows.append(
-            expect(
-                "ExpectColumnValuesToBeInSet", column="response", value_set=list(settings.labels)
-            )
-        )
-    return [
-        Validation("rows", "SELECT * FROM reviewed", rows),
-        Validation(  # checked only once enough examples have two or more reviews
-            "agreement",
-            f"""SELECT kappa FROM {agreement.AGREEMENT_TABLE}
-                WHERE scope = 'overall' AND kappa IS NOT NULL
-                  AND items >= {int(settings.min_agreement_items)}""",
-            [
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    column="kappa",
-                    min_value=settings.min_agreement,
-                    max_value=1.0,
-                )
-            ],
-        ),
-    ]
-
-
-def verified_expectations(settings: Settings) -> list[Validation]:
-    rows = [
-        expect("ExpectColumnValuesToNotBeNull", column="example_id"),
-        expect("ExpectColumnValuesToBeUnique", column="example_id"),
-        expect("ExpectColumnValueLengthsToBeBetween", column="prompt", min_value=1),
-        expect("ExpectColumnValueLengthsToBeBetween", column="response", min_value=1),
-        expect("ExpectColumnValuesToNotBeNull", column="verified_by"),
-        expect(
-            "ExpectColumnValuesToBeInSet",
-            column="split",
-            value_set=["train", "validation", "excluded"],
-        ),
-        expect("ExpectTableRowCountToBeBetween", min_value=settings.min_verified_examples),
-    ]
-    if settings.labels and settings.task_type == "classification":
-        rows.append(
-            expect(
-                "ExpectColumnValuesToBeInSet", column="response", value_set=list(settings.labels)
-            )
-        )
-    return [
-        Validation("rows", "SELECT * FROM verified", rows),
-        Validation(
-            "splits",
-            f"""SELECT (SELECT count(*) FROM verified WHERE split = 'validation') AS validation,
-                       (SELECT count(*) FROM verified WHERE split = 'train') AS train,
-                       ({_OVERLAP_SQL}) AS overlapping_prompts""",
-            [
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    column="validation",
-                    min_value=settings.min_validation_examples,
-                ),
-                expect("ExpectColumnValuesToBeBetween", column="train", min_value=1),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    column="overlapping_prompts",
-                    min_value=0,
-                    max_value=0,
-                ),
-            ],
-        ),
-    ]
-
-
-_OVERLAP_SQL = review_stage.split_overlap_sql()

@@ -28,6 +28,7 @@ from curation_assets.defs.shared.metadata import (
     rounded_floats,
     thinned,
 )
+from curation_assets.defs.shared.run_config import FineTuneConfig
 
 GROUP = "training"
 #: The script's own check, reported through Pipes (severity WARN: it never blocks).
@@ -95,6 +96,7 @@ def _no_retry(message: str, **metadata: object) -> dg.Failure:
 )
 def fine_tuned_model(
     context: dg.AssetExecutionContext,
+    config: FineTuneConfig,
     duckdb: DuckDBResource,
     settings: SettingsParam,
     training_client: dg.ResourceParam[dg.PipesClient],
@@ -103,6 +105,7 @@ def fine_tuned_model(
     from curation_assets.curation.training.params import TrainParams, normalize_task
 
     require_upstream_checks_passed(context)
+    settings = config.applied_to(settings)
     try:
         task = normalize_task(settings.task_type)
         params = TrainParams.from_dict(train_params(settings))
@@ -149,6 +152,7 @@ def fine_tuned_model(
         for table in ("models", "model_examples"):  # readers (``curation trace``) see it
             publish.snapshot(con, snapshot_dir(settings), table)
     extra = {
+        **config.metadata(),
         "model_id": model_id,
         "task_type": task,
         "model_dir": dg.MetadataValue.path(str(model_dir)),

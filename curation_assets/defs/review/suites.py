@@ -1,0 +1,210 @@
+"""The review stage's expectation suites (Great Expectations), one per asset: what each
+audit checks before ``review_queue``, ``reviewed`` and ``verified`` are published, and what
+the decision store's integrity check checks."""
+
+from curation_assets.config import Settings
+from curation_assets.curation.expectations import Validation, expect
+from curation_assets.curation.review import agreement, decisions, review_stage
+
+
+def allowed_labels(settings: Settings) -> tuple[str, ...]:
+    """Allowed labels a correction must use (classification with a label set only)."""
+    return settings.labels if settings.task_type == "classification" else ()
+
+
+def review_decisions_expectations(settings: Settings) -> list[Validation]:
+    """GX validations of ``decisions.audit_trail``: rows, edits' labels, integrity."""
+    zero = {"min_value": 0, "max_value": 0}
+    validations = [
+        Validation(
+            "decisions",
+            "SELECT * FROM decisions",
+            [
+                expect("ExpectColumnValuesToNotBeNull", column="example_id"),
+                expect("ExpectColumnValueLengthsToBeBetween", column="example_id", min_value=1),
+                expect("ExpectColumnValuesToNotBeNull", column="reviewer"),
+                expect("ExpectColumnValuesToNotBeNull", column="role"),
+                expect(
+                    "ExpectColumnValuesToBeInSet", column="role", value_set=list(decisions.ROLES)
+                ),
+                expect(
+                    "ExpectColumnValuesToBeInSet",
+                    column="decision",
+                    value_set=list(decisions.DECISIONS),
+                ),
+                expect("ExpectColumnValuesToBeInSet", column="fingerprint_ok", value_set=[True]),
+                expect("ExpectColumnValuesToBeUnique", column="decision_id"),
+            ],
+        ),
+        Validation(
+            "edits",
+            "SELECT corrected_response FROM decisions WHERE decision = 'edit'",
+            [expect("ExpectColumnValuesToNotBeNull", column="corrected_response")]
+            + (
+                [
+                    expect(
+                        "ExpectColumnValuesToBeInSet",
+                        column="corrected_response",
+                        value_set=list(settings.labels),
+                    )
+                ]
+                if settings.task_type == "classification" and settings.labels
+                else []
+            ),
+        ),
+        Validation(
+            "append_only",
+            "SELECT * FROM integrity",
+            [
+                expect("ExpectColumnValuesToBeBetween", column=column, **zero)
+                for column in (
+                    "fingerprint_mismatches",
+                    "missing_ids",
+                    "deleted_newest",
+                    "rewritten_since_last_audit",
+                )
+            ],
+        ),
+    ]
+    return validations
+
+
+def review_queue_expectations(settings: Settings) -> list[Validation]:
+    validations = [
+        Validation(
+            "queue",
+            "SELECT example_id, queue, priority, queue_reason, review_status, score, prompt, "
+            "response, reviews_required FROM review_queue",
+            [
+                expect("ExpectColumnValuesToBeUnique", column="example_id"),
+                expect("ExpectColumnValuesToNotBeNull", column="priority"),
+                expect("ExpectColumnValuesToNotBeNull", column="queue_reason"),
+                expect(
+                    "ExpectColumnValuesToBeInSet",
+                    column="queue",
+                    value_set=list(review_stage.QUEUES),
+                ),
+                expect(
+                    "ExpectColumnValuesToBeInSet",
+                    column="review_status",
+                    value_set=list(review_stage.STATUSES),
+                ),
+                expect("ExpectColumnValuesToBeBetween", column="score", min_value=0, max_value=1),
+                expect("ExpectTableRowCountToBeBetween", min_value=1),
+            ],
+        ),
+        Validation(
+            "queues",
+            f"""SELECT
+                (SELECT count(*) - count(DISTINCT (queue, priority)) FROM review_queue)
+                    AS duplicate_priorities,
+                (SELECT count(*) FROM review_queue
+                 WHERE example_id NOT IN (SELECT example_id FROM filtered)) AS not_in_filtered,
+                least({int(settings.coverage_sample_size)}, (SELECT count(*) FROM filtered))
+                - (SELECT count(*) FROM review_queue WHERE queue = 'coverage')
+                    AS coverage_shortfall""",
+            [
+                expect("ExpectColumnValuesToBeBetween", column=column, min_value=0, max_value=0)
+                for column in ("duplicate_priorities", "not_in_filtered")
+            ]
+            + [expect("ExpectColumnValuesToBeBetween", column="coverage_shortfall", max_value=0)],
+        ),
+    ]
+    if settings.task_type == "classification":
+        validations.append(
+            Validation(  # a warning: a sample smaller than the label set cannot cover it
+                "labels_covered",
+                "SELECT count(*) AS labels_missing FROM (SELECT DISTINCT response FROM filtered "
+                "EXCEPT SELECT DISTINCT response FROM review_queue WHERE queue = 'coverage')",
+                [
+                    expect(
+                        "ExpectColumnValuesToBeBetween",
+                        warn_only=True,
+                        column="labels_missing",
+                        min_value=0,
+                        max_value=0,
+                    )
+                ],
+            )
+        )
+    return validations
+
+
+def reviewed_expectations(settings: Settings) -> list[Validation]:
+    rows = [
+        expect("ExpectColumnValuesToBeUnique", column="example_id"),
+        expect("ExpectColumnValuesToNotBeNull", column="decided_by"),
+        expect("ExpectColumnValuesToBeInSet", column="decision", value_set=["accept", "edit"]),
+        expect("ExpectColumnValueLengthsToBeBetween", column="response", min_value=1),
+    ]
+    if settings.labels and settings.task_type == "classification":
+        rows.append(
+            expect(
+                "ExpectColumnValuesToBeInSet", column="response", value_set=list(settings.labels)
+            )
+        )
+    return [
+        Validation("rows", "SELECT * FROM reviewed", rows),
+        Validation(  # checked only once enough examples have two or more reviews
+            "agreement",
+            f"""SELECT kappa FROM {agreement.AGREEMENT_TABLE}
+                WHERE scope = 'overall' AND kappa IS NOT NULL
+                  AND items >= {int(settings.min_agreement_items)}""",
+            [
+                expect(
+                    "ExpectColumnValuesToBeBetween",
+                    column="kappa",
+                    min_value=settings.min_agreement,
+                    max_value=1.0,
+                )
+            ],
+        ),
+    ]
+
+
+def verified_expectations(settings: Settings) -> list[Validation]:
+    rows = [
+        expect("ExpectColumnValuesToNotBeNull", column="example_id"),
+        expect("ExpectColumnValuesToBeUnique", column="example_id"),
+        expect("ExpectColumnValueLengthsToBeBetween", column="prompt", min_value=1),
+        expect("ExpectColumnValueLengthsToBeBetween", column="response", min_value=1),
+        expect("ExpectColumnValuesToNotBeNull", column="verified_by"),
+        expect(
+            "ExpectColumnValuesToBeInSet",
+            column="split",
+            value_set=["train", "validation", "excluded"],
+        ),
+        expect("ExpectTableRowCountToBeBetween", min_value=settings.min_verified_examples),
+    ]
+    if settings.labels and settings.task_type == "classification":
+        rows.append(
+            expect(
+                "ExpectColumnValuesToBeInSet", column="response", value_set=list(settings.labels)
+            )
+        )
+    return [
+        Validation("rows", "SELECT * FROM verified", rows),
+        Validation(
+            "splits",
+            f"""SELECT (SELECT count(*) FROM verified WHERE split = 'validation') AS validation,
+                       (SELECT count(*) FROM verified WHERE split = 'train') AS train,
+                       ({_OVERLAP_SQL}) AS overlapping_prompts""",
+            [
+                expect(
+                    "ExpectColumnValuesToBeBetween",
+                    column="validation",
+                    min_value=settings.min_validation_examples,
+                ),
+                expect("ExpectColumnValuesToBeBetween", column="train", min_value=1),
+                expect(
+                    "ExpectColumnValuesToBeBetween",
+                    column="overlapping_prompts",
+                    min_value=0,
+                    max_value=0,
+                ),
+            ],
+        ),
+    ]
+
+
+_OVERLAP_SQL = review_stage.split_overlap_sql()
