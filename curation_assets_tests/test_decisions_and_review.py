@@ -382,6 +382,8 @@ def test_review_queue_asset_publishes_both_queues(tmp_path):
     assert meta["coverage_examples"].value == 9 and meta["published_to_review_app"].value == 14
     assert isinstance(pd.DataFrame(published), pd.DataFrame)
     assert "run_overrides" not in meta
+    lineage = meta["dagster/column_lineage"].value.deps_by_column
+    assert lineage["prompt"][0].asset_key == dg.AssetKey("filtered")
 
     # the launchpad's queue size, for one run: the settings keep theirs
     config = {"ops": {"review_queue": {"config": {"coverage_sample_size": 4}}}}

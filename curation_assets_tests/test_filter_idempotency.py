@@ -12,7 +12,7 @@ import pytest
 from curation_assets.curation.expectations import run_validations
 from curation_assets.curation.filtering import filter_stage
 from curation_assets.curation.ingest import intake
-from curation_assets.defs.filtering.assets import rejections_expectations
+from curation_assets.defs.filtering.suites import rejections_expectations
 
 pytestmark = pytest.mark.integration  # whole filter-stage runs: ./scripts/test --fast skips it
 

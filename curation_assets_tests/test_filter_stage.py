@@ -256,7 +256,7 @@ def test_web_documents_are_ingested_and_get_document_rules_not_pair_rules(con, t
 def test_a_rule_that_suddenly_drops_most_of_a_batch_fails_the_filtered_suite(con, tmp_path):
     from curation_assets.config import Settings
     from curation_assets.curation.expectations import run_validations
-    from curation_assets.defs.filtering.assets import filtered_expectations
+    from curation_assets.defs.filtering.suites import filtered_expectations
 
     settings = Settings(data_dir=tmp_path, task_type="instruction", labels=())
     rows = [*GOOD, *({"instruction": f"Say {i}.", "output": "ok"} for i in range(6))]

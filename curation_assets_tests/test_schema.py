@@ -95,3 +95,20 @@ def test_dataset_assets_show_their_declared_columns_in_the_catalog():
         assert [(c.name, c.type) for c in columns] == [(c.name, c.type) for c in table.columns]
         assert all(c.description for c in columns)
         assert metadata["dagster/table_name"] == f"warehouse.main.{table.name}"
+
+
+def test_column_lineage_follows_same_named_and_renamed_columns():
+    from curation_assets.defs.shared.metadata import column_lineage
+
+    lineage = column_lineage(filtering_tables.FILTERED, ingest_tables.RAW_SCRAPES)
+    deps = lineage["dagster/column_lineage"].deps_by_column
+    assert set(deps) == {"record_id", "example_id", "batch", "line_no", "source"} | {
+        "prompt",
+        "response",
+    }
+    assert deps["prompt"][0].asset_key == dg.AssetKey("raw_scrapes")
+    renamed = column_lineage(
+        review_tables.VERIFIED, review_tables.REVIEWED, renamed={"verified_by": "decided_by"}
+    )["dagster/column_lineage"].deps_by_column
+    assert renamed["verified_by"][0].column_name == "decided_by"
+    assert "split" not in renamed  # computed in verified, from no single column

@@ -9,15 +9,21 @@ from dagster_duckdb import DuckDBResource
 
 from curation_assets.config import Settings
 from curation_assets.curation import overrides, publish, warehouse
-from curation_assets.curation.expectations import Validation, expect, run_validations
+from curation_assets.curation.expectations import run_validations
 from curation_assets.curation.filtering import filter_stage, rule_engine
 from curation_assets.curation.filtering import tables as filtering_tables
 from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.curation.review import decisions
 from curation_assets.defs.automation.conditions import ON_NEW_DATA
+from curation_assets.defs.filtering.suites import (
+    ACCOUNTING_SQL,
+    filtered_expectations,
+    rates_sql,
+    rejections_expectations,
+)
 from curation_assets.defs.resources import DUCKDB_POOL, DecisionStoreResource, SettingsParam
 from curation_assets.defs.shared.checks import audit_result, audit_spec, snapshot_dir
-from curation_assets.defs.shared.metadata import as_table, table_metadata
+from curation_assets.defs.shared.metadata import as_table, column_lineage, table_metadata
 from curation_assets.defs.shared.run_config import FilteredConfig
 
 GROUP = "filtering"
@@ -162,7 +168,7 @@ def filter_raw_scrapes(
             worst = warehouse.preview(
                 con,
                 "SELECT batch, rule, rejected, records, drop_rate, bound "
-                f"FROM ({_rates_sql(settings)}) ORDER BY drop_rate DESC",
+                f"FROM ({rates_sql(settings)}) ORDER BY drop_rate DESC",
             )
             # both tables come from one transaction: either failing keeps both unpublished
             outcome = publish.finish(
@@ -220,6 +226,7 @@ def filter_raw_scrapes(
         asset_key="filtered",
         metadata={
             **config.metadata(),
+            **column_lineage(filtering_tables.FILTERED, ingest_tables.RAW_SCRAPES),
             "dagster/row_count": kept,
             "raw_records": raw,
             "kept": kept,
@@ -239,6 +246,7 @@ def filter_raw_scrapes(
     yield dg.MaterializeResult(
         asset_key="rejections",
         metadata={
+            **column_lineage(filtering_tables.REJECTIONS, ingest_tables.RAW_SCRAPES),
             "dagster/row_count": sum(c["records"] for c in per_rule),
             "rejected_records": int(rejected_records),
             "sample": as_table(sample),
@@ -253,7 +261,7 @@ def filter_raw_scrapes(
 def _batch_holds(con, settings: Settings, accepted_all: list[dict]) -> tuple[list[dict], list]:
     """Batches over a per-batch bound: (held, accepted by an override) with reasons."""
     problems = con.execute(
-        f"""WITH acct AS ({_ACCOUNTING_SQL}), rates AS ({_rates_sql(settings)})
+        f"""WITH acct AS ({ACCOUNTING_SQL}), rates AS ({rates_sql(settings)})
             SELECT p.batch, any_value(b.sha256) AS sha256, any_value(b.records_loaded) AS n,
                    string_agg(p.reason, '; ' ORDER BY p.reason) AS reason
             FROM (
@@ -290,128 +298,3 @@ def _batch_holds(con, settings: Settings, accepted_all: list[dict]) -> tuple[lis
             }
         )
     return holds, accepted
-
-
-def filtered_expectations(settings: Settings, skip: list[str] = ()) -> list[Validation]:
-    """What ``filtered`` must satisfy before anything reaches review (per-batch bounds
-    over every batch but ``skip``: held ones, and ones accepted by an override)."""
-    not_skipped = "WHERE batch NOT IN (" + ", ".join(_quote(b) for b in skip) + ")" if skip else ""
-    row_rules = [
-        expect("ExpectColumnValuesToNotBeNull", column="example_id"),
-        expect("ExpectColumnValuesToBeUnique", column="example_id"),
-        expect(
-            "ExpectColumnValueLengthsToBeBetween",
-            column="prompt",
-            min_value=settings.min_prompt_chars,
-            max_value=None,
-        ),
-        expect(
-            "ExpectColumnValueLengthsToBeBetween",
-            column="response",
-            min_value=max(settings.min_response_chars, 1),
-        ),
-        expect("ExpectTableRowCountToBeBetween", min_value=1),
-    ]
-    if settings.labels and settings.task_type == "classification":
-        row_rules.append(
-            expect(
-                "ExpectColumnValuesToBeInSet", column="response", value_set=list(settings.labels)
-            )
-        )
-    return [
-        Validation("rows", "SELECT example_id, prompt, response FROM filtered", row_rules),
-        Validation(
-            "rule_drop_rates",
-            f"SELECT * FROM ({_rates_sql(settings)}) {not_skipped}",
-            [expect("ExpectColumnValuesToBeInSet", column="over_bound", value_set=[False])],
-        ),
-        Validation(
-            "batch_accounting",
-            f"SELECT * FROM ({_ACCOUNTING_SQL}) {not_skipped}",
-            [
-                expect(
-                    "ExpectColumnValuesToBeBetween", column="unaccounted", min_value=0, max_value=0
-                ),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    column="rejection_rate",
-                    min_value=0,
-                    max_value=settings.max_rejection_rate,
-                ),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    column="quarantine_rate",
-                    min_value=0,
-                    max_value=settings.max_quarantine_rate,
-                ),
-            ],
-        ),
-    ]
-
-
-_ACCOUNTING_SQL = rule_engine.batch_accounting_sql()
-
-
-def rejections_expectations(rule_names: list[str]) -> list[Validation]:
-    """What ``rejections`` must satisfy (blocking: a failure means the stage lost, invented
-    or double-counted records, whatever the batch)."""
-    rows = f"""
-        SELECT j.record_id, j.rule, j.reason,
-               r.record_id IS NOT NULL AS in_raw_scrapes,
-               j.record_id IN (SELECT record_id FROM {rule_engine.WORKING_TABLE}) AS also_kept
-        FROM rejections j LEFT JOIN raw_scrapes r USING (record_id)"""
-    return [
-        Validation(
-            "rejection_rows",
-            rows,
-            [
-                expect("ExpectColumnValuesToNotBeNull", column="record_id"),
-                expect("ExpectColumnValuesToNotBeNull", column="rule"),
-                expect("ExpectColumnValuesToNotBeNull", column="reason"),
-                expect("ExpectColumnValueLengthsToBeBetween", column="reason", min_value=1),
-                expect("ExpectColumnValuesToBeInSet", column="rule", value_set=list(rule_names)),
-                expect("ExpectCompoundColumnsToBeUnique", column_list=["record_id", "rule"]),
-                expect("ExpectColumnValuesToBeInSet", column="in_raw_scrapes", value_set=[True]),
-                expect("ExpectColumnValuesToBeInSet", column="also_kept", value_set=[False]),
-            ],
-        ),
-        # every batch, held ones included (their kept rows stay in the working table)
-        Validation(
-            "record_accounting",
-            f"SELECT batch, unaccounted_records FROM ({_ACCOUNTING_SQL})",
-            [
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    column="unaccounted_records",
-                    min_value=0,
-                    max_value=0,
-                )
-            ],
-        ),
-    ]
-
-
-def _rates_sql(settings: Settings) -> str:
-    """Per (batch, rule): the share of the batch's records the rule fired on, its bound."""
-    overrides = " ".join(
-        f"WHEN {_quote(name)} THEN {float(rate)}"
-        for name, rate in settings.rule_drop_rate_bounds.items()
-    )
-    bound = (
-        f"CASE j.rule {overrides} ELSE {float(settings.max_rule_drop_rate)} END"
-        if overrides
-        else str(float(settings.max_rule_drop_rate))
-    )
-    return f"""
-        SELECT j.batch, j.rule, j.rejected, b.records_loaded AS records,
-               round(j.rejected / nullif(b.records_loaded, 0), 4) AS drop_rate,
-               {bound} AS bound,
-               coalesce(j.rejected / nullif(b.records_loaded, 0) > {bound}, FALSE)
-                   AS over_bound
-        FROM (SELECT batch, rule, count(DISTINCT record_id) AS rejected
-              FROM rejections GROUP BY ALL) j
-        JOIN ingest_batches b USING (batch)"""
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

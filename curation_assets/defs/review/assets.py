@@ -12,6 +12,7 @@ from dagster_duckdb import DuckDBResource
 
 from curation_assets.config import Settings
 from curation_assets.curation import publish, warehouse
+from curation_assets.curation.filtering import tables as filtering_tables
 from curation_assets.curation.review import agreement, review_stage
 from curation_assets.curation.review import tables as review_tables
 from curation_assets.defs.automation.conditions import ON_NEW_PASSING_INPUTS
@@ -28,7 +29,7 @@ from curation_assets.defs.shared.checks import (
     audit_spec,
 )
 from curation_assets.defs.shared.gate import require_upstream_checks_passed
-from curation_assets.defs.shared.metadata import as_table, table_metadata
+from curation_assets.defs.shared.metadata import as_table, column_lineage, table_metadata
 from curation_assets.defs.shared.run_config import ReviewQueueConfig
 
 GROUP = "review"
@@ -137,6 +138,7 @@ def review_queue(
     yield dg.MaterializeResult(
         metadata={
             **config.metadata(),
+            **column_lineage(review_tables.REVIEW_QUEUE, filtering_tables.FILTERED),
             "dagster/row_count": total,
             "coverage_examples": int(sizes.get("coverage", 0)),
             "suspect_examples": int(sizes.get("suspect", 0)),
@@ -239,6 +241,11 @@ def reviewed(
     ].rename(columns={"key": "label"})
     yield dg.MaterializeResult(
         metadata={
+            **column_lineage(
+                review_tables.REVIEWED,
+                filtering_tables.FILTERED,
+                renamed={"original_response": "response"},
+            ),
             "dagster/row_count": total,
             "edited": edited,
             "from_suspect_queue": int(
@@ -346,6 +353,11 @@ def verified(
     total = int(total or 0)
     yield dg.MaterializeResult(
         metadata={
+            **column_lineage(
+                review_tables.VERIFIED,
+                review_tables.REVIEWED,
+                renamed={"verified_by": "decided_by", "verified_at": "decided_at"},
+            ),
             "dagster/row_count": total,
             "corrected_by_expert": int(corrected or 0),
             **{k: v if v is not None else "n/a" for k, v in accounting.items()},

@@ -126,3 +126,18 @@ def table_metadata(table: Table) -> dict[str, object]:
         "dagster/column_schema": schema,
         "dagster/table_name": f"warehouse.main.{table.name}",
     }
+
+
+def column_lineage(table: Table, upstream: Table, renamed: dict[str, str] | None = None) -> dict:
+    """``dagster/column_lineage`` of ``table``: each column that carries the column of the
+    same name in ``upstream`` (or the one ``renamed`` maps it to) depends on it."""
+    sources = {name: name for name in table.column_names if name in upstream.column_names}
+    sources.update(renamed or {})
+    key = dg.AssetKey(upstream.name)
+    lineage = dg.TableColumnLineage(
+        deps_by_column={
+            column: [dg.TableColumnDep(asset_key=key, column_name=source)]
+            for column, source in sources.items()
+        }
+    )
+    return {"dagster/column_lineage": lineage}

@@ -1,226 +1,33 @@
-"""Quality rules for raw web documents (Gopher, C4, FineWeb) as DuckDB SQL ``Rule``s.
-
-Only for document data: these filters were designed for web pages, and they destroy
-instruction data (datatrove's Gopher filter drops 66% of the self-instruct seed tasks).
-Each rule reads one text column (``prompt`` by default), fires (rejects) when its
-condition is TRUE, carries the published threshold as a keyword default, and reports
-the measured value in its ``detail``. Restrict them with ``only_where(rules,
-DOCUMENT_BATCH_SQL)`` so they fire on records from web-document files only.
-
-Text is measured with DuckDB string and list functions, not spaCy, so counts differ a
-little from datatrove's: a *token* is a run of non-whitespace; a *word* is a token with
-its leading and trailing punctuation/symbols stripped (tokens of only punctuation are no
-words); a *line* has non-whitespace on it; paragraphs are separated by blank lines.
-Character fractions are over ``length(text)``. Each measure binds its lists once per row
-(``list_transform([x], lambda v: ...)[1]``): DuckDB re-evaluates an expression captured
-inside a lambda for every element, and a shared subexpression of several rules is
-computed once per row (common subexpression elimination within one SELECT).
-"""
+"""The Gopher, C4 and FineWeb rule families as ``Rule``s, and the per-document statistics."""
 
 from collections.abc import Sequence
 from dataclasses import replace
 
+from curation_assets.curation.filtering.document_rules.measures import (
+    C4_POLICY_SUBSTRINGS,
+    GOPHER_STOP_WORDS,
+    NEWLINE,
+    alpha_tokens_ratio,
+    bullet_lines_ratio,
+    count_where,
+    duplicate_chars,
+    duplicate_fraction,
+    duplicate_ngram_char_fraction,
+    ellipsis_lines_ratio,
+    ellipsis_ratio,
+    hash_ratio,
+    lines,
+    mean_word_length,
+    n_lines,
+    n_tokens,
+    n_words,
+    newline_count,
+    paragraphs,
+    ratio,
+    stop_word_count,
+    top_ngram_char_fraction,
+)
 from curation_assets.curation.filtering.rule_engine import Rule
-
-#: Gopher's stop words (Rae et al. 2021): a real English text has at least two of them.
-GOPHER_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
-#: Lines C4 removes when they contain one of these (lower case).
-C4_POLICY_SUBSTRINGS = (
-    "terms of use",
-    "privacy policy",
-    "cookie policy",
-    "uses cookies",
-    "use of cookies",
-    "use cookies",
-)
-#: Records whose batch came from an HTML/WARC/WET file (``ingest_batches.file_format``).
-DOCUMENT_FORMATS = ("html", "warc", "wet")
-DOCUMENT_BATCH_SQL = (
-    "batch IN (SELECT batch FROM ingest_batches WHERE file_format IN ("
-    + ", ".join(f"'{f}'" for f in DOCUMENT_FORMATS)
-    + "))"
-)
-
-_NL = "chr(10)"
-#: Whitespace other than the space, mapped to spaces before splitting into tokens.
-_WS_CHARS = (10, 9, 13, 11, 12, 160, 8239, 12288)
-_PUNCT_EDGES = "'^[\\pP\\pS]+|[\\pP\\pS]+$'"
-
-
-# --- measures: SQL expressions over one text column ------------------------------------
-
-
-def tokens(col: str) -> str:
-    """Runs of non-whitespace (split on spaces after mapping other whitespace to spaces)."""
-    ws = " || ".join(f"chr({c})" for c in _WS_CHARS)
-    return (
-        f"list_filter(string_split(translate({col}, {ws}, '{' ' * len(_WS_CHARS)}'), ' '), "
-        "lambda w: w <> '')"
-    )
-
-
-def words(col: str) -> str:
-    """Tokens with leading/trailing punctuation and symbols stripped, empty ones dropped."""
-    return (
-        f"list_filter(list_transform({tokens(col)}, lambda w: regexp_replace(w, "
-        f"{_PUNCT_EDGES}, '', 'g')), lambda w: w <> '')"
-    )
-
-
-def lines(col: str) -> str:
-    """Lines with non-whitespace on them, as written (not stripped)."""
-    return f"list_filter(string_split({col}, {_NL}), lambda l: regexp_matches(l, '\\S'))"
-
-
-def paragraphs(col: str) -> str:
-    return f"regexp_split_to_array(trim({col}), '\\n\\s*\\n')"
-
-
-def _ratio(numerator: str, denominator: str) -> str:
-    return f"(({numerator}) / nullif({denominator}, 0))"
-
-
-def _occurrences(col: str, needle: str) -> str:
-    """How often ``needle`` (no quotes, no newlines) occurs in ``col``."""
-    return f"((length({col}) - length(replace({col}, '{needle}', ''))) // {len(needle)})"
-
-
-def _newlines(col: str) -> str:
-    return f"(length({col}) - length(replace({col}, {_NL}, '')))"
-
-
-def _count_where(items: str, predicate: str) -> str:
-    return f"len(list_filter({items}, lambda l: {predicate}))"
-
-
-def n_tokens(col: str) -> str:
-    return f"len({tokens(col)})"
-
-
-def n_words(col: str) -> str:
-    return f"len({words(col)})"
-
-
-def n_lines(col: str) -> str:
-    return f"len({lines(col)})"
-
-
-def mean_word_length(col: str) -> str:
-    return _ratio(f"length(array_to_string({words(col)}, ''))", n_words(col))
-
-
-def hash_ratio(col: str) -> str:
-    return _ratio(_occurrences(col, "#"), n_tokens(col))
-
-
-def ellipsis_ratio(col: str) -> str:
-    return _ratio(f"{_occurrences(col, '...')} + {_occurrences(col, '…')}", n_tokens(col))
-
-
-def bullet_lines_ratio(col: str) -> str:
-    starts = "regexp_matches(l, '^\\s*[•‣◦▪●*-]')"
-    return _ratio(_count_where(lines(col), starts), n_lines(col))
-
-
-def ellipsis_lines_ratio(col: str) -> str:
-    ends = "regexp_matches(l, '(?:\\.\\.\\.|…)\\s*$')"
-    return _ratio(_count_where(lines(col), ends), n_lines(col))
-
-
-def alpha_tokens_ratio(col: str) -> str:
-    return _ratio(_count_where(tokens(col), "regexp_matches(l, '\\pL')"), n_tokens(col))
-
-
-def stop_word_count(col: str, stop_words: Sequence[str] = GOPHER_STOP_WORDS) -> str:
-    listed = ", ".join("'" + w.lower().replace("'", "''") + "'" for w in stop_words)
-    return _count_where(words(col), f"lower(l) IN ({listed})")
-
-
-def duplicate_fraction(items: str) -> str:
-    """Share of elements that repeat an earlier element."""
-    return _ratio(f"len({items}) - len(list_distinct({items}))", f"len({items})")
-
-
-def duplicate_chars(items: str) -> str:
-    """Characters in elements that repeat an earlier element (first occurrences excluded)."""
-    return (
-        f"(length(array_to_string({items}, '')) "
-        f"- length(array_to_string(list_distinct({items}), '')))"
-    )
-
-
-#: Bits of a sort key that hold the n-gram's start position (documents up to 2**20 words).
-_POS_BITS = 20
-_POS_MASK = (1 << _POS_BITS) - 1
-
-
-def _over_words(col: str, body: str) -> str:
-    """``body`` evaluated once per row with ``v.h`` = the hashes of the words of ``col`` and
-    ``v.l`` = their lengths, and ``s`` = the word n-grams sorted by (hash, start)."""
-    w = words(col)
-    bound = (
-        f"{{'h': list_transform({w}, lambda w: hash(w)), "
-        f"'l': list_transform({w}, lambda w: length(w))}}"
-    )
-    return f"list_transform([{bound}], lambda v: {body})[1]"
-
-
-def _sorted_ngrams(n: int, body: str) -> str:
-    """``body`` with ``s`` bound to the sorted keys (hash bits | start) of the word n-grams."""
-    gram = "hash(" + ", ".join(f"v.h[i + {k}]" if k else "v.h[i]" for k in range(n)) + ")"
-    keys = (
-        f"list_transform(range(1, len(v.h) - {n - 2}), "
-        f"lambda i: (({gram} >> {_POS_BITS}) << {_POS_BITS}) | i::UBIGINT)"
-    )
-    return f"list_transform([list_sort({keys})], lambda s: {body})[1]"
-
-
-def _chars_at(n: int, start: str) -> str:
-    return " + ".join(f"v.l[{start} + {k}]" if k else f"v.l[{start}]" for k in range(n)) + (
-        f" + {n - 1}" if n > 1 else ""
-    )
-
-
-def top_ngram_char_fraction(col: str, n: int) -> str:
-    """Characters of the most frequent word n-gram times its count, over the text length.
-
-    As datatrove's GopherRepetitionFilter: n-grams overlap, words are joined by one space.
-    Runs of equal hashes in the sorted n-grams are the n-grams; the longest run wins (ties:
-    the longer n-gram).
-    """
-    run_starts = (
-        f"list_filter(range(1, len(s) + 1), "
-        f"lambda k: k = 1 OR (s[k] >> {_POS_BITS}) <> (s[k - 1] >> {_POS_BITS}))"
-    )
-    start = f"(s[b[r]] & {_POS_MASK})::BIGINT"
-    best = (
-        f"list_max(list_transform(range(1, len(b) + 1), "
-        f"lambda r: {{'count': coalesce(b[r + 1], len(s) + 1) - b[r], "
-        f"'chars': {_chars_at(n, start)}}}))"
-    )
-    covered = f"list_transform([{best}], lambda m: m.count * m.chars)[1]"
-    body = f"list_transform([{run_starts}], lambda b: {covered})[1]"
-    top = _over_words(col, _sorted_ngrams(n, body))
-    return _ratio(f"coalesce({top}, 0)", f"length({col})")
-
-
-def duplicate_ngram_char_fraction(col: str, n: int) -> str:
-    """Characters of words covered by a repeated word n-gram (not its first occurrence).
-
-    Gopher's measure, with overlapping n-grams not counted twice: in the n-grams sorted by
-    (hash, start), one whose hash equals its predecessor's repeats an earlier n-gram, and
-    every word under a repeat counts once (word characters, spaces excluded).
-    """
-    repeats = (
-        f"list_transform(list_filter(range(2, len(s) + 1), "
-        f"lambda k: (s[k] >> {_POS_BITS}) = (s[k - 1] >> {_POS_BITS})), "
-        f"lambda k: (s[k] & {_POS_MASK})::BIGINT)"
-    )
-    covered = f"list_distinct(flatten(list_transform({repeats}, lambda p: range(p, p + {n}))))"
-    chars = f"list_sum(list_transform({covered}, lambda j: v.l[j]))"
-    total = _over_words(col, _sorted_ngrams(n, chars))
-    return _ratio(f"coalesce({total}, 0)", f"length({col})")
-
 
 # --- rule families -------------------------------------------------------------------------
 
@@ -331,8 +138,8 @@ def gopher_repetition_rules(
     """Gopher's repetition heuristics: repeated lines, paragraphs and word n-grams."""
     c = column
     ls, ps = lines(c), paragraphs(c)
-    line_chars = _ratio(duplicate_chars(ls), f"length({c})")
-    para_chars = _ratio(duplicate_chars(ps), f"length({c})")
+    line_chars = ratio(duplicate_chars(ls), f"length({c})")
+    para_chars = ratio(duplicate_chars(ps), f"length({c})")
     rules = [
         Rule(
             "gopher_dup_lines",
@@ -393,7 +200,7 @@ def c4_lines(
     at least ``min_words_per_line`` words and no word longer than ``max_word_length``;
     ``keep=True`` also drops lines mentioning javascript or a policy (C4's line filters)."""
     cleaned = (
-        f"list_transform(string_split({col}, {_NL}), lambda l: trim(regexp_replace(l, "
+        f"list_transform(string_split({col}, {NEWLINE}), lambda l: trim(regexp_replace(l, "
         "'\\[\\d*\\]|\\[edit\\]|\\[citation needed\\]', '', 'g')))"
     )
     words_needed = "\\S+" + "\\s+\\S+" * (int(min_words_per_line) - 1)
@@ -439,12 +246,12 @@ def c4_rules(
         Rule(
             "c4_lorem_ipsum",
             'a kept line contains "lorem ipsum" (C4)',
-            f"contains(lower(array_to_string({candidates}, {_NL})), 'lorem ipsum')",
+            f"contains(lower(array_to_string({candidates}, {NEWLINE})), 'lorem ipsum')",
         ),
         Rule(
             "c4_curly_bracket",
             "a kept line contains a curly bracket (C4: code or templates)",
-            f"contains(array_to_string({no_js}, {_NL}), '{{')",
+            f"contains(array_to_string({no_js}, {NEWLINE}), '{{')",
         ),
         Rule(
             "c4_too_few_sentences",
@@ -470,10 +277,10 @@ def fineweb_rules(
     c = column
     ls = lines(c)
     ends = "right(l, 1) IN ('.', '!', '?', '\"', '''')"
-    punct = _ratio(_count_where(ls, ends), f"len({ls})")
-    short = _ratio(_count_where(ls, f"length(l) <= {int(short_line_length)}"), f"len({ls})")
-    dup_chars = _ratio(duplicate_chars(ls), f"length(replace({c}, {_NL}, ''))")
-    newlines = _ratio(_newlines(c), n_tokens(c))
+    punct = ratio(count_where(ls, ends), f"len({ls})")
+    short = ratio(count_where(ls, f"length(l) <= {int(short_line_length)}"), f"len({ls})")
+    dup_chars = ratio(duplicate_chars(ls), f"length(replace({c}, {NEWLINE}, ''))")
+    newlines = ratio(newline_count(c), n_tokens(c))
     return [
         Rule(
             "fineweb_line_punct",
@@ -547,8 +354,8 @@ def document_stats_sql(column: str = "prompt") -> str:
         "stop_words": stop_word_count(c),
         "dup_line_fraction": duplicate_fraction(ls),
         "dup_paragraph_fraction": duplicate_fraction(ps),
-        "dup_line_char_fraction": _ratio(duplicate_chars(ls), f"length({c})"),
-        "dup_paragraph_char_fraction": _ratio(duplicate_chars(ps), f"length({c})"),
+        "dup_line_char_fraction": ratio(duplicate_chars(ls), f"length({c})"),
+        "dup_paragraph_char_fraction": ratio(duplicate_chars(ps), f"length({c})"),
         **{f"top_{n}gram_char_fraction": top_ngram_char_fraction(c, n) for n in (2, 3, 4)},
         **{f"dup_{n}gram_char_fraction": duplicate_ngram_char_fraction(c, n) for n in range(5, 11)},
     }
