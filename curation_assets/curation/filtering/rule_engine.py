@@ -15,6 +15,7 @@ import duckdb
 
 from curation_assets.curation.filtering.tables import FILTERED, REJECTIONS
 from curation_assets.curation.publish import HELD_TABLE
+from curation_assets.curation.warehouse import sql_literal
 
 
 @dataclass(frozen=True)
@@ -315,11 +316,7 @@ def batch_range(
     low, high = con.execute(sql).fetchall()[0]
     if low is None:
         return "FALSE"
-    return f"{column} BETWEEN {_quote(low)} AND {_quote(high)}"
-
-
-def _quote(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
+    return f"{column} BETWEEN {sql_literal(low)} AND {sql_literal(high)}"
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

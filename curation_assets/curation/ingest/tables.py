@@ -65,13 +65,5 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, names: list[str] | None = None
     chosen = [t for t in TABLES if names is None or t.name in names]
     for table in chosen:
         table.create(con)
-    if INGEST_BATCHES in chosen and not _has_column(con, "ingest_batches", "read_key"):
-        con.execute("ALTER TABLE ingest_batches ADD COLUMN read_key VARCHAR")  # older files
-
-
-def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?",
-        [table, column],
-    ).fetchall()[0]
-    return bool(row[0])
+    if INGEST_BATCHES in chosen:  # warehouses made before read_key existed
+        con.execute("ALTER TABLE ingest_batches ADD COLUMN IF NOT EXISTS read_key VARCHAR")

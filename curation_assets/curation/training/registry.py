@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 
 from curation_assets.curation.records import NORMALIZE_SQL, NORMALIZED_PROMPT_SQL
+from curation_assets.curation.warehouse import sql_literal
 
 _SCHEMAS = {
     "models": """model_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, model_dir VARCHAR,
@@ -63,10 +64,10 @@ def export_splits(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, int
             f"""COPY (SELECT example_id, prompt, response,
                              sha256({NORMALIZED_PROMPT_SQL}) AS prompt_key
                       FROM verified WHERE split = '{split}' ORDER BY example_id)
-                TO '{_sql_path(path)}' (FORMAT parquet)"""
+                TO {sql_literal(path)} (FORMAT parquet)"""
         )
         counts[split] = int(
-            con.execute(f"SELECT count(*) FROM '{_sql_path(path)}'").fetchall()[0][0]
+            con.execute(f"SELECT count(*) FROM {sql_literal(path)}").fetchall()[0][0]
         )
     return counts
 
@@ -114,7 +115,7 @@ def register_model(
         path = model_dir / "data" / f"{split}.parquet"
         con.execute(
             f"INSERT INTO model_examples SELECT ?, example_id, ?, prompt_key "
-            f"FROM '{_sql_path(path)}'",
+            f"FROM {sql_literal(path)}",
             [model_id, split],
         )
 
@@ -203,7 +204,3 @@ def write_ladder(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> 
         con.execute(f"CREATE OR REPLACE TABLE {LADDER_TABLE} AS SELECT * FROM _ladder_rows")
     finally:
         con.unregister("_ladder_rows")
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")

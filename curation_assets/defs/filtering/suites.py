@@ -4,13 +4,14 @@
 from curation_assets.config import Settings
 from curation_assets.curation.expectations import Validation, expect
 from curation_assets.curation.filtering import rule_engine
+from curation_assets.curation.warehouse import sql_literal
 
 
 def filtered_expectations(settings: Settings, skip: list[str] = ()) -> list[Validation]:
     """What ``filtered`` must satisfy before anything reaches review (per-batch bounds
     over every batch but ``skip``: held ones, and ones accepted by an override)."""
     not_skipped = (
-        "WHERE batch NOT IN (" + ", ".join(sql_quote(b) for b in skip) + ")" if skip else ""
+        "WHERE batch NOT IN (" + ", ".join(sql_literal(b) for b in skip) + ")" if skip else ""
     )
     row_rules = [
         expect("ExpectColumnValuesToNotBeNull", column="example_id"),
@@ -110,7 +111,7 @@ def rejections_expectations(rule_names: list[str]) -> list[Validation]:
 def rates_sql(settings: Settings) -> str:
     """Per (batch, rule): the share of the batch's records the rule fired on, its bound."""
     overrides = " ".join(
-        f"WHEN {sql_quote(name)} THEN {float(rate)}"
+        f"WHEN {sql_literal(name)} THEN {float(rate)}"
         for name, rate in settings.rule_drop_rate_bounds.items()
     )
     bound = (
@@ -127,7 +128,3 @@ def rates_sql(settings: Settings) -> str:
         FROM (SELECT batch, rule, count(DISTINCT record_id) AS rejected
               FROM rejections GROUP BY ALL) j
         JOIN ingest_batches b USING (batch)"""
-
-
-def sql_quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

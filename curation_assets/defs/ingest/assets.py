@@ -13,6 +13,7 @@ from curation_assets.curation import overrides, publish, warehouse
 from curation_assets.curation.expectations import Validation, expect, run_validations
 from curation_assets.curation.ingest import intake
 from curation_assets.curation.ingest import tables as ingest_tables
+from curation_assets.curation.warehouse import sql_literal
 from curation_assets.defs.resources import DUCKDB_POOL, DecisionStoreResource, SettingsParam
 from curation_assets.defs.shared.checks import audit_result, audit_spec, snapshot_dir
 from curation_assets.defs.shared.metadata import as_table, table_metadata
@@ -85,7 +86,7 @@ def ingest_inbox_file(
             "re-ingested; put the file back or delete the partition"
         )
     batch = context.partition_key
-    in_batch = f"batch = '{_sql_str(batch)}'"
+    in_batch = f"batch = {sql_literal(batch)}"
     with duckdb.get_connection() as con:
         ingest_tables.ensure_tables(con)
         publish.ensure_held_table(con)
@@ -206,7 +207,7 @@ def _unchanged(con, settings: Settings, path, batch: str) -> intake.IngestResult
 
 def quarantine_expectations(batch: str | None = None) -> list[Validation]:
     """What the quarantine rows of a batch (``None``: of every batch) must satisfy."""
-    where = f"WHERE b.batch = '{_sql_str(batch)}'" if batch is not None else ""
+    where = f"WHERE b.batch = {sql_literal(batch)}" if batch is not None else ""
     return [
         Validation(
             "quarantine_rows",
@@ -256,7 +257,7 @@ def _snapshot_batch(con, settings: Settings, batch: str, published: bool) -> Non
     """Refresh the readers' snapshot: this batch's rows (if published) and the small tables."""
     out = snapshot_dir(settings)
     if published:
-        where = f"batch = '{_sql_str(batch)}'"
+        where = f"batch = {sql_literal(batch)}"
         for table in ("raw_scrapes", "quarantine"):
             publish.snapshot(con, out, table, where=where, part=batch)
     publish.snapshot(con, out, "ingest_batches")
@@ -265,7 +266,7 @@ def _snapshot_batch(con, settings: Settings, batch: str, published: bool) -> Non
 
 def raw_scrapes_expectations(settings: Settings, batch: str | None = None) -> list[Validation]:
     """What every batch of raw_scrapes must satisfy (``batch``: that batch only)."""
-    where = f"WHERE batch = '{_sql_str(batch)}'" if batch is not None else ""
+    where = f"WHERE batch = {sql_literal(batch)}" if batch is not None else ""
     return [
         Validation(
             "records",
@@ -348,7 +349,3 @@ def inbox_requests(
         runs.append(dg.RunRequest(partition_key=key, run_key=f"{key}:{digest}"))
     adds = [inbox_files.build_add_request(new_keys)] if new_keys else []
     return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=adds), seen
-
-
-def _sql_str(value: str) -> str:
-    return value.replace("'", "''")

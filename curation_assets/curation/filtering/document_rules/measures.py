@@ -2,6 +2,8 @@
 
 from collections.abc import Sequence
 
+from curation_assets.curation.warehouse import sql_literal
+
 #: Gopher's stop words (Rae et al. 2021): a real English text has at least two of them.
 GOPHER_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 #: Lines C4 removes when they contain one of these (lower case).
@@ -112,7 +114,7 @@ def alpha_tokens_ratio(col: str) -> str:
 
 
 def stop_word_count(col: str, stop_words: Sequence[str] = GOPHER_STOP_WORDS) -> str:
-    listed = ", ".join("'" + w.lower().replace("'", "''") + "'" for w in stop_words)
+    listed = ", ".join(sql_literal(w.lower()) for w in stop_words)
     return count_where(words(col), f"lower(l) IN ({listed})")
 
 

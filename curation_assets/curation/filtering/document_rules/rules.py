@@ -28,6 +28,7 @@ from curation_assets.curation.filtering.document_rules.measures import (
     top_ngram_char_fraction,
 )
 from curation_assets.curation.filtering.rule_engine import Rule
+from curation_assets.curation.warehouse import sql_literal
 
 # --- rule families -------------------------------------------------------------------------
 
@@ -37,8 +38,8 @@ def _fmt(value: float) -> str:
 
 
 def _detail(label: str, measure: str, digits: int = 3) -> str:
-    label = label.replace("'", "''")
-    return f"'{label} ' || coalesce(CAST(round({measure}, {digits}) AS VARCHAR), 'n/a')"
+    value = f"coalesce(CAST(round({measure}, {digits}) AS VARCHAR), 'n/a')"
+    return f"{sql_literal(label + ' ')} || {value}"
 
 
 def gopher_quality_rules(
