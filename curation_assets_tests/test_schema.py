@@ -13,7 +13,15 @@ from curation_assets.curation.review import tables as review_tables
 
 STAGE_TABLES = (ingest_tables, filtering_tables, review_tables, lineage_tables)
 #: Declared tables that are a stage's bookkeeping, not assets of their own.
-BOOKKEEPING = {"ingest_batches", "pii_redactions", "held_batches"}
+BOOKKEEPING = {
+    "ingest_batches",
+    "pii_redactions",
+    "held_batches",
+    "review_agreement",
+    "suspect_models",
+    "suspect_scores",
+    "example_embeddings",
+}
 
 
 def declared_tables() -> list[schema.Table]:
@@ -112,3 +120,27 @@ def test_column_lineage_follows_same_named_and_renamed_columns():
     )["dagster/column_lineage"].deps_by_column
     assert renamed["verified_by"][0].column_name == "decided_by"
     assert "split" not in renamed  # computed in verified, from no single column
+
+
+def test_a_stage_file_binds_every_table_it_declares(tmp_path):
+    (tmp_path / "tables.yaml").write_text(
+        "scratch_a:\n  description: A.\n  columns:\n    record_id:\n"
+        '    n: {type: BIGINT, constraint: NOT NULL, description: "A count."}\n'
+        "scratch_b:\n  description: B.\n  columns:\n    batch:\n"
+    )
+    module = str(tmp_path / "tables.py")
+    with pytest.raises(ValueError, match="declares"):
+        schema.load_tables(module, "scratch_a")
+    a, _ = schema.load_tables(module, "scratch_a", "scratch_b")
+    assert a.column_names == ["record_id", "n"]
+    assert a.columns[0] is schema.shared_columns()["record_id"]
+    assert a.ddl() == '"record_id" VARCHAR, "n" BIGINT NOT NULL'
+
+
+def test_a_key_over_several_columns_is_enforced():
+    con = duckdb.connect()
+    review_tables.EXAMPLE_EMBEDDINGS.create(con)
+    con.execute("INSERT INTO example_embeddings VALUES ('e1', 'minilm', [0.5])")
+    con.execute("INSERT INTO example_embeddings VALUES ('e1', 'static', [0.5])")  # other model
+    with pytest.raises(duckdb.ConstraintException):
+        con.execute("INSERT INTO example_embeddings VALUES ('e1', 'minilm', [0.1])")

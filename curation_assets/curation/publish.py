@@ -27,22 +27,10 @@ from pathlib import Path
 
 import duckdb
 
-from curation_assets.curation.schema import Column, Table, require_declared_columns
+from curation_assets.curation.schema import load_tables, require_declared_columns
 from curation_assets.curation.warehouse import table_exists
 
-HELD_BATCHES = Table(
-    "held_batches",
-    "Batches held back from publication: one row per (stage, batch) currently held.",
-    (
-        Column("stage", "VARCHAR", "Stage that held it (raw_scrapes or filtered).", "NOT NULL"),
-        Column("batch", "VARCHAR", "The held batch.", "NOT NULL"),
-        Column("sha256", "VARCHAR", "Content hash of the batch's file when it was held."),
-        Column("records", "BIGINT", "Records of the batch kept out of the published table."),
-        Column("reason", "VARCHAR", "The failed audit, in words.", "NOT NULL"),
-        Column("staged_table", "VARCHAR", "Where its rows can be inspected."),
-        Column("held_at", "TIMESTAMP", "When it was held."),
-    ),
-)
+(HELD_BATCHES,) = load_tables(__file__, "held_batches")
 HELD_TABLE = HELD_BATCHES.name
 
 

@@ -1,19 +1,25 @@
 """Declared warehouse tables: each dataset table's columns, types and meanings, in one place.
 
-A stage declares its tables in its own ``tables.py`` (``Table(...)``); the declaration is
-the single source for the DDL of the tables a stage creates empty (``Table.create``), for
-the column schema the Dagster catalog shows (``dagster/column_schema``) and for the
-contract checked at every publish (:func:`curation_assets.curation.publish.finish` refuses
-a table whose columns drifted from its declaration, so a changed query cannot publish a
-shape that readers do not expect).
+A stage declares its tables in a ``tables.yaml`` beside its code (one mapping per table:
+its description, its columns in order, each with type, description and an optional
+constraint, and an optional ``primary_key`` over several columns; a column given without a
+body is the shared column of that name from ``columns.yaml``), and its ``tables.py`` binds
+them to names with :func:`load_tables`. The declaration is the single source for the DDL of
+the tables a stage creates empty (``Table.create``), for the column schema the Dagster
+catalog shows (``dagster/column_schema``) and for the contract checked at every publish
+(:func:`curation_assets.curation.publish.finish` refuses a table whose columns drifted from
+its declaration, so a changed query cannot publish a shape that readers do not expect).
 
 Declaring a table registers it by name (:func:`declared`), so the publish step finds the
 declaration of every table it publishes without importing the stages.
 """
 
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import duckdb
+import yaml
 
 _DECLARED: dict[str, "Table"] = {}
 
@@ -35,6 +41,7 @@ class Table:
     name: str
     description: str
     columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()  # a key over several columns (one: a column constraint)
 
     def __post_init__(self) -> None:
         _DECLARED[self.name] = self
@@ -44,15 +51,19 @@ class Table:
         return [c.name for c in self.columns]
 
     def ddl(self) -> str:
-        """The column list of ``CREATE TABLE``."""
-        return ", ".join(
+        """The column list (and table constraint) of ``CREATE TABLE``."""
+        parts = [
             " ".join(part for part in (_quoted(c.name), c.type, c.constraint) if part)
             for c in self.columns
-        )
+        ]
+        if self.primary_key:
+            parts.append(f"PRIMARY KEY ({', '.join(map(_quoted, self.primary_key))})")
+        return ", ".join(parts)
 
-    def create(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Create the table (empty) if it does not exist yet."""
-        con.execute(f"CREATE TABLE IF NOT EXISTS {self.name} ({self.ddl()})")
+    def create(self, con: duckdb.DuckDBPyConnection, replace: bool = False) -> None:
+        """Create the table (empty) if it does not exist yet (``replace``: even if it does)."""
+        verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE IF NOT EXISTS"
+        con.execute(f"{verb} {self.name} ({self.ddl()})")
 
     def drift(self, con: duckdb.DuckDBPyConnection, types: bool = False) -> list[str]:
         """How the stored table differs from this declaration (empty: it conforms).
@@ -111,11 +122,35 @@ def _quoted(name: str) -> str:
     return f'"{name}"'
 
 
-# Columns that mean the same in every table that has them (one description each).
-RECORD_ID = Column("record_id", "VARCHAR", "The raw record: batch:line (raw_scrapes.record_id).")
-EXAMPLE_ID = Column("example_id", "VARCHAR", "Hash of the normalized content.")
-BATCH = Column("batch", "VARCHAR", "Batch (inbox file) the record came from.")
-SOURCE_FILE = Column("source_file", "VARCHAR", "Path of the file in the inbox.")
-LINE_NO = Column("line_no", "BIGINT", "Line, row or document number in the file (1-based).")
-SOURCE = Column("source", "VARCHAR", "Source name given by the file or its folder.")
-INGESTED_AT = Column("ingested_at", "TIMESTAMP", "When the batch was read.")
+def load_tables(module_file: str, *names: str) -> tuple[Table, ...]:
+    """The tables ``names`` declared in the ``tables.yaml`` beside ``module_file``.
+
+    Every table the file declares must be asked for, so that none is declared but unbound.
+    """
+    path = Path(module_file).with_name("tables.yaml")
+    declared_here = _read(path)
+    if sorted(declared_here) != sorted(names):
+        raise ValueError(f"{path} declares {sorted(declared_here)}, asked for {sorted(names)}")
+    shared = shared_columns()
+    tables = []
+    for name in names:
+        body = declared_here[name]
+        columns = tuple(
+            shared[column] if spec is None else Column(column, **spec)
+            for column, spec in body["columns"].items()
+        )
+        key = tuple(body.get("primary_key", ()))
+        tables.append(Table(name, body["description"], columns, key))
+    return tuple(tables)
+
+
+@cache
+def shared_columns() -> dict[str, Column]:
+    """Columns that mean the same in every table that has them (``columns.yaml``)."""
+    specs = _read(Path(__file__).with_name("columns.yaml"))
+    return {name: Column(name, **spec) for name, spec in specs.items()}
+
+
+def _read(path: Path) -> dict:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)

@@ -25,12 +25,10 @@ from itertools import combinations
 import duckdb
 import pandas as pd
 
+from curation_assets.curation.review.tables import REVIEW_AGREEMENT
+
 #: Table of agreement statistics written by :func:`store_agreement` (read by the GX check).
-AGREEMENT_TABLE = "review_agreement"
-AGREEMENT_SCHEMA = """
-    scope VARCHAR, key VARCHAR, items BIGINT, pairs BIGINT, observed_agreement DOUBLE,
-    kappa DOUBLE, alpha DOUBLE, expert_checked BIGINT, overturned BIGINT,
-    overturned_rate DOUBLE"""
+AGREEMENT_TABLE = REVIEW_AGREEMENT.name
 
 #: Outcome key of a rejecting vote (kept outcomes are ``'keep:' || response``).
 REJECT = "reject"
@@ -153,7 +151,7 @@ def agreement_frames(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.D
 
 
 def agreement_stats(votes: pd.DataFrame, expert: pd.DataFrame) -> pd.DataFrame:
-    """Agreement overall, per label and per reviewer (rows of ``AGREEMENT_SCHEMA``).
+    """Agreement overall, per label and per reviewer (rows of ``review_agreement``).
 
     ``votes``: example_id, reviewer, label (original response), outcome.
     ``expert``: example_id, expert_outcome. ``items`` counts examples with two or more
@@ -177,7 +175,7 @@ def agreement_stats(votes: pd.DataFrame, expert: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 
-_COLUMNS = [c.split()[0] for c in AGREEMENT_SCHEMA.replace("\n", " ").split(",")]
+_COLUMNS = REVIEW_AGREEMENT.column_names
 
 
 def _units(votes: pd.DataFrame) -> dict[str, dict[str, str]]:
@@ -254,6 +252,6 @@ def _reviewer_row(reviewer: str, votes: pd.DataFrame) -> dict:
 def store_agreement(con: duckdb.DuckDBPyConnection, stats: pd.DataFrame) -> None:
     """Replace ``review_agreement`` with ``stats`` (NaN stored as NULL)."""
     con.register("_agreement_stats", stats.astype(object).where(stats.notna(), None))
-    con.execute(f"CREATE OR REPLACE TABLE {AGREEMENT_TABLE} ({AGREEMENT_SCHEMA})")
+    REVIEW_AGREEMENT.create(con, replace=True)
     con.execute(f"INSERT INTO {AGREEMENT_TABLE} SELECT {', '.join(_COLUMNS)} FROM _agreement_stats")
     con.unregister("_agreement_stats")

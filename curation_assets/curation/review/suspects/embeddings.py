@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from curation_assets.curation.review.suspects.scoring import EMBEDDINGS_TABLE, Encoder
+from curation_assets.curation.review.tables import EXAMPLE_EMBEDDINGS
 
 # --- sentence embeddings ---------------------------------------------------------------
 
@@ -127,10 +128,7 @@ def cached_embeddings(
     Looks each ``example_id`` up in ``example_embeddings`` for ``model_key``; embeds the
     missing ones in batches and stores them.
     """
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {EMBEDDINGS_TABLE} (example_id VARCHAR, model VARCHAR, "
-        "embedding FLOAT[], PRIMARY KEY (example_id, model))"
-    )
+    EXAMPLE_EMBEDDINGS.create(con)
     wanted = pa.table({"example_id": pa.array(list(example_ids), pa.string())})
     con.register("_embed_wanted", wanted)
     missing = [

@@ -25,6 +25,7 @@ from curation_assets.curation.review.suspects.scoring import (
     Log,
     score_frame,
 )
+from curation_assets.curation.review.tables import SUSPECT_MODELS, SUSPECT_SCORES
 
 # --- the warehouse path: fit once, then score what is new --------------------------------
 
@@ -65,12 +66,7 @@ class RefreshConfig:
 
 
 def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {MODELS_TABLE} (
-            model_id VARCHAR PRIMARY KEY, fitted_at TIMESTAMPTZ, fingerprint VARCHAR,
-            labelled BOOLEAN, classes VARCHAR[], sample_rows BIGINT, rows_at_fit BIGINT,
-            refit_reason VARCHAR, info JSON, blob BLOB, active BOOLEAN)"""
-    )
+    SUSPECT_MODELS.create(con)
 
 
 def _active_model(con: duckdb.DuckDBPyConnection) -> dict | None:
@@ -264,13 +260,7 @@ def _refit(con, config, fit_config, fingerprint, classes, rows, embed, reason, l
 
 
 def _create_scores_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {SCORES_TABLE} (
-            example_id VARCHAR PRIMARY KEY, score DOUBLE, quality DOUBLE, given VARCHAR,
-            suggested VARCHAR, p_given DOUBLE, p_suggested DOUBLE, method VARCHAR,
-            reason VARCHAR, flagged BOOLEAN, n_flags INTEGER, quality_tfidf DOUBLE,
-            quality_embeddings DOUBLE, model_id VARCHAR, scored_at TIMESTAMPTZ)"""
-    )
+    SUSPECT_SCORES.create(con)
 
 
 def _score_new(con, config, models, stats, model_id, embed, log) -> int:
