@@ -24,9 +24,10 @@ import pandas as pd
 import pyarrow as pa
 
 from curation_assets.curation.filtering.dedup import (
-    WORD_PATTERN,
+    relation,
     sequence_hash,
     shingles,
+    word_hashes_sql,
     word_lists,
 )
 
@@ -36,7 +37,9 @@ COLUMNS = ("record_id", "eval_id", "overlap_ngrams", "eval_ngrams", "overlap_fra
 
 @dataclass(frozen=True)
 class DecontaminationConfig:
-    """How much overlap counts as contamination."""
+    """How much overlap counts as contamination: shared ``ngram``-word n-grams for a long
+    evaluation text, containment for a shorter one, equality for one under ``min_words``
+    words (see the module's description)."""
 
     ngram: int = 8
     #: shorter evaluation texts (under ``ngram`` words) count only when contained whole,
@@ -50,16 +53,8 @@ class DecontaminationConfig:
 
 
 def _words(expr: str) -> str:
-    """SQL: list of word hashes of a text expression (NFC, lower case)."""
-    return (
-        f"coalesce(list_transform(regexp_extract_all(lower(nfc_normalize({expr})), "
-        f"'{WORD_PATTERN}'), lambda w: hash(w)), []::UBIGINT[])"
-    )
-
-
-def _relation(source: str) -> str:
-    text = source.strip()
-    return f"({text})" if " " in text or "\n" in text else text
+    """SQL: list of word hashes of a text expression (NFC, lower case), as ``dedup``'s."""
+    return word_hashes_sql(f"lower(nfc_normalize({expr}))")
 
 
 def find_contamination(
@@ -83,7 +78,7 @@ def find_contamination(
     p, r = columns
     sql = (
         f"SELECT record_id, list_concat({_words(p)}, {_words(r)}) AS words, "
-        f"len({_words(p)}) AS n_prompt FROM {_relation(training)}"
+        f"len({_words(p)}) AS n_prompt FROM {relation(training)}"
     )
     parts = [
         _match_chunk(batch, lookup, config)
@@ -137,12 +132,12 @@ def _eval_lookup(
     source = _eval_frame(evaluation)
     if isinstance(source, pd.DataFrame):
         con.register("_eval_texts", source)
-        relation = "_eval_texts"
+        texts = "_eval_texts"
     else:
-        relation = _relation(source)
+        texts = relation(source)
     try:
         table = con.sql(
-            f"SELECT eval_id::VARCHAR AS eval_id, {_words('text')} AS words FROM {relation}"
+            f"SELECT eval_id::VARCHAR AS eval_id, {_words('text')} AS words FROM {texts}"
         ).to_arrow_table()
     finally:
         if isinstance(source, pd.DataFrame):

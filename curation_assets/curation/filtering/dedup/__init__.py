@@ -37,8 +37,10 @@ Use in the ``filtered`` stage (before ``filtering.run_filters``)::
     filtering.run_filters(con, rules + [dedup.near_duplicate_rule(threshold=t)])
 
 Modules: ``minhash`` (word hashing, shingles, signatures, band buckets, exact Jaccard),
-``index`` (the incremental index in DuckDB: sketch new records, candidate pairs, store),
-``clusters`` (connected components and the near-duplicate rows). This package exposes
+``index`` (the incremental index: one call from new records to stored clusters, and the
+``near_duplicate`` rule), ``sketching`` (new records sketched, indexed ones read back),
+``candidates`` (pairs that share a band bucket), ``clusters`` (connected components and
+the near-duplicate rows) and ``storage`` (the index tables). This package exposes
 their public names (``dedup.dedup_new_records``, ``dedup.near_duplicate_rule``, ...).
 """
 
@@ -49,10 +51,8 @@ from curation_assets.curation.filtering.dedup.index import (
     DedupResult,
     dedup_new_records,
     eligible_records_sql,
-    ensure_index,
     near_duplicate_rule,
     near_duplicates,
-    reset_index,
     sync_records,
 )
 from curation_assets.curation.filtering.dedup.minhash import (
@@ -68,12 +68,15 @@ from curation_assets.curation.filtering.dedup.minhash import (
     jaccard_of_texts,
     mix64,
     pair_jaccard,
+    relation,
     sequence_hash,
     shingles,
     signatures,
+    word_hashes_sql,
     word_lists,
     words_sql,
 )
+from curation_assets.curation.filtering.dedup.storage import ensure_index, reset_index
 
 __all__ = [
     "DOCS",
@@ -95,11 +98,13 @@ __all__ = [
     "near_duplicate_rule",
     "near_duplicates",
     "pair_jaccard",
+    "relation",
     "reset_index",
     "sequence_hash",
     "shingles",
     "signatures",
     "sync_records",
+    "word_hashes_sql",
     "word_lists",
     "words_sql",
 ]

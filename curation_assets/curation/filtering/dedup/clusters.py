@@ -5,12 +5,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-#: The text that is compared: prompt and response, NFC-normalized, lower case. Word
-#: extraction below makes whitespace normalization (as in ``NORMALIZE_SQL``) unnecessary.
 from curation_assets.curation.filtering.dedup.minhash import pair_jaccard
 
 
-def _clusters(
+def cluster_ids(
     edges: np.ndarray, start: int, n_new: int, cluster_of_old: dict[int, int]
 ) -> np.ndarray:
     """Cluster id (the representative's seq) of every new record.
@@ -50,7 +48,7 @@ def connected_min(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
             parent = jumped
 
 
-class _Shingles:
+class ShingleStore:
     """Shingles of the new records (by seq) and of the old records read back."""
 
     def __init__(
@@ -95,12 +93,12 @@ class _Shingles:
         return out
 
 
-def _near_duplicate_rows(
+def near_duplicate_rows(
     dup_seqs: np.ndarray,
     dup_clusters: np.ndarray,
     edges: np.ndarray,
     edge_sim: np.ndarray,
-    store: _Shingles,
+    store: ShingleStore,
 ) -> pa.Table:
     """One row per new non-representative: cluster, representative, Jaccards."""
     if not len(dup_seqs):

@@ -10,8 +10,6 @@ import pyarrow as pa
 
 #: The text that is compared: prompt and response, NFC-normalized, lower case. Word
 #: extraction below makes whitespace normalization (as in ``NORMALIZE_SQL``) unnecessary.
-
-
 TEXT_SQL = "lower(nfc_normalize(coalesce(prompt, '') || ' ' || coalesce(response, '')))"
 #: A word: a run of Unicode letters, digits and underscores (RE2 ``\w`` is ASCII only).
 WORD_PATTERN = r"[\p{L}\p{N}_]+"
@@ -64,19 +62,27 @@ def mix64(x: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def _relation(source: str) -> str:
+def relation(source: str) -> str:
     """A table name as it is, a query in parentheses."""
     text = source.strip()
     return f"({text})" if " " in text or "\n" in text else text
+
+
+def word_hashes_sql(text_sql: str) -> str:
+    """SQL: the list of word hashes (``WORD_PATTERN``, DuckDB ``hash``) of a text
+    expression; empty for NULL."""
+    return (
+        f"coalesce(list_transform(regexp_extract_all({text_sql}, '{WORD_PATTERN}'), "
+        "lambda w: hash(w)), []::UBIGINT[])"
+    )
 
 
 def words_sql(source: str, text_sql: str = TEXT_SQL, extra: str = "") -> str:
     """Query: ``record_id``, ``words`` (list of word hashes) and ``extra`` columns."""
     extra = f", {extra}" if extra else ""
     return (
-        "SELECT record_id::VARCHAR AS record_id, coalesce(list_transform("
-        f"regexp_extract_all({text_sql}, '{WORD_PATTERN}'), lambda w: hash(w)), "
-        f"[]::UBIGINT[]) AS words{extra} FROM {_relation(source)}"
+        f"SELECT record_id::VARCHAR AS record_id, {word_hashes_sql(text_sql)} AS words{extra} "
+        f"FROM {relation(source)}"
     )
 
 

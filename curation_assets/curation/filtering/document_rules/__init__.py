@@ -17,74 +17,18 @@ inside a lambda for every element, and a shared subexpression of several rules i
 computed once per row (common subexpression elimination within one SELECT).
 
 Modules: ``measures`` (the SQL expressions that measure a text: tokens, words, lines,
-ratios, repeated n-grams) and ``rules`` (the Gopher, C4 and FineWeb rule families built on
-them, and the per-document statistics query). This package exposes their public names.
+ratios, repeated n-grams), ``gopher``, ``c4`` and ``fineweb`` (the rule families built on
+them), ``builders`` (what the families share: threshold rules and their detail) and
+``rules`` (all of them, ``only_where``, and the per-document statistics query). This
+package exposes the public names of the measures, the families and ``rules`` (their
+``__all__``).
 """
 
-from curation_assets.curation.filtering.document_rules.measures import (
-    C4_POLICY_SUBSTRINGS,
-    DOCUMENT_BATCH_SQL,
-    DOCUMENT_FORMATS,
-    GOPHER_STOP_WORDS,
-    alpha_tokens_ratio,
-    bullet_lines_ratio,
-    duplicate_chars,
-    duplicate_fraction,
-    duplicate_ngram_char_fraction,
-    ellipsis_lines_ratio,
-    ellipsis_ratio,
-    hash_ratio,
-    lines,
-    mean_word_length,
-    n_lines,
-    n_tokens,
-    n_words,
-    paragraphs,
-    stop_word_count,
-    tokens,
-    top_ngram_char_fraction,
-    words,
-)
-from curation_assets.curation.filtering.document_rules.rules import (
-    c4_lines,
-    c4_rules,
-    document_rules,
-    document_stats_sql,
-    fineweb_rules,
-    gopher_quality_rules,
-    gopher_repetition_rules,
-    only_where,
-)
+from curation_assets.curation.filtering.document_rules import c4, fineweb, gopher, measures, rules
+from curation_assets.curation.filtering.document_rules.c4 import *  # noqa: F403
+from curation_assets.curation.filtering.document_rules.fineweb import *  # noqa: F403
+from curation_assets.curation.filtering.document_rules.gopher import *  # noqa: F403
+from curation_assets.curation.filtering.document_rules.measures import *  # noqa: F403
+from curation_assets.curation.filtering.document_rules.rules import *  # noqa: F403
 
-__all__ = [
-    "C4_POLICY_SUBSTRINGS",
-    "DOCUMENT_BATCH_SQL",
-    "DOCUMENT_FORMATS",
-    "GOPHER_STOP_WORDS",
-    "alpha_tokens_ratio",
-    "bullet_lines_ratio",
-    "c4_lines",
-    "c4_rules",
-    "document_rules",
-    "document_stats_sql",
-    "duplicate_chars",
-    "duplicate_fraction",
-    "duplicate_ngram_char_fraction",
-    "ellipsis_lines_ratio",
-    "ellipsis_ratio",
-    "fineweb_rules",
-    "gopher_quality_rules",
-    "gopher_repetition_rules",
-    "hash_ratio",
-    "lines",
-    "mean_word_length",
-    "n_lines",
-    "n_tokens",
-    "n_words",
-    "only_where",
-    "paragraphs",
-    "stop_word_count",
-    "tokens",
-    "top_ngram_char_fraction",
-    "words",
-]
+__all__ = [*measures.__all__, *gopher.__all__, *c4.__all__, *fineweb.__all__, *rules.__all__]

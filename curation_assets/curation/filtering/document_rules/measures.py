@@ -1,4 +1,5 @@
-"""SQL expressions that measure one text column: tokens, words, lines, ratios, repeated n-grams."""
+"""SQL expressions that measure one text column (tokens, words, lines, ratios, repeated
+n-grams), and the per-document statistics query of every measure the rules use."""
 
 from collections.abc import Sequence
 
@@ -131,6 +132,12 @@ def duplicate_chars(items: str) -> str:
     )
 
 
+def duplicate_char_fraction(items: str, col: str) -> str:
+    """Share of the characters of ``col`` in elements of ``items`` (its lines or paragraphs)
+    that repeat an earlier element."""
+    return ratio(duplicate_chars(items), f"length({col})")
+
+
 #: Bits of a sort key that hold the n-gram's start position (documents up to 2**20 words).
 _POS_BITS = 20
 _POS_MASK = (1 << _POS_BITS) - 1
@@ -163,6 +170,22 @@ def _chars_at(n: int, start: str) -> str:
     )
 
 
+def _gram_hash(k: str) -> str:
+    """The hash bits of the sorted n-gram key ``s[k]``."""
+    return f"(s[{k}] >> {_POS_BITS})"
+
+
+def _gram_start(key: str) -> str:
+    """The start position (word index) held in an n-gram sort key."""
+    return f"({key} & {_POS_MASK})::BIGINT"
+
+
+def _ngram_char_fraction(col: str, n: int, chars: str) -> str:
+    """``chars`` (SQL over ``v`` and the sorted n-gram keys ``s``, see ``_over_words`` and
+    ``_sorted_ngrams``) as a share of the length of ``col``; 0 for a text without n-grams."""
+    return ratio(f"coalesce({_over_words(col, _sorted_ngrams(n, chars))}, 0)", f"length({col})")
+
+
 def top_ngram_char_fraction(col: str, n: int) -> str:
     """Characters of the most frequent word n-gram times its count, over the text length.
 
@@ -172,18 +195,16 @@ def top_ngram_char_fraction(col: str, n: int) -> str:
     """
     run_starts = (
         f"list_filter(range(1, len(s) + 1), "
-        f"lambda k: k = 1 OR (s[k] >> {_POS_BITS}) <> (s[k - 1] >> {_POS_BITS}))"
+        f"lambda k: k = 1 OR {_gram_hash('k')} <> {_gram_hash('k - 1')})"
     )
-    start = f"(s[b[r]] & {_POS_MASK})::BIGINT"
+    start = _gram_start("s[b[r]]")
     best = (
         f"list_max(list_transform(range(1, len(b) + 1), "
         f"lambda r: {{'count': coalesce(b[r + 1], len(s) + 1) - b[r], "
         f"'chars': {_chars_at(n, start)}}}))"
     )
     covered = f"list_transform([{best}], lambda m: m.count * m.chars)[1]"
-    body = f"list_transform([{run_starts}], lambda b: {covered})[1]"
-    top = _over_words(col, _sorted_ngrams(n, body))
-    return ratio(f"coalesce({top}, 0)", f"length({col})")
+    return _ngram_char_fraction(col, n, f"list_transform([{run_starts}], lambda b: {covered})[1]")
 
 
 def duplicate_ngram_char_fraction(col: str, n: int) -> str:
@@ -195,10 +216,65 @@ def duplicate_ngram_char_fraction(col: str, n: int) -> str:
     """
     repeats = (
         f"list_transform(list_filter(range(2, len(s) + 1), "
-        f"lambda k: (s[k] >> {_POS_BITS}) = (s[k - 1] >> {_POS_BITS})), "
-        f"lambda k: (s[k] & {_POS_MASK})::BIGINT)"
+        f"lambda k: {_gram_hash('k')} = {_gram_hash('k - 1')}), "
+        f"lambda k: {_gram_start('s[k]')})"
     )
     covered = f"list_distinct(flatten(list_transform({repeats}, lambda p: range(p, p + {n}))))"
-    chars = f"list_sum(list_transform({covered}, lambda j: v.l[j]))"
-    total = _over_words(col, _sorted_ngrams(n, chars))
-    return ratio(f"coalesce({total}, 0)", f"length({col})")
+    return _ngram_char_fraction(col, n, f"list_sum(list_transform({covered}, lambda j: v.l[j]))")
+
+
+def document_stats_sql(column: str = "prompt") -> str:
+    """A SELECT list of every measure the rules use, for a stats table or a histogram."""
+    c = column
+    ls, ps = lines(c), paragraphs(c)
+    measures = {
+        "n_words": n_words(c),
+        "n_tokens": n_tokens(c),
+        "n_lines": n_lines(c),
+        "mean_word_length": mean_word_length(c),
+        "hash_ratio": hash_ratio(c),
+        "ellipsis_ratio": ellipsis_ratio(c),
+        "bullet_lines_ratio": bullet_lines_ratio(c),
+        "ellipsis_lines_ratio": ellipsis_lines_ratio(c),
+        "alpha_words_ratio": alpha_tokens_ratio(c),
+        "stop_words": stop_word_count(c),
+        "dup_line_fraction": duplicate_fraction(ls),
+        "dup_paragraph_fraction": duplicate_fraction(ps),
+        "dup_line_char_fraction": duplicate_char_fraction(ls, c),
+        "dup_paragraph_char_fraction": duplicate_char_fraction(ps, c),
+        **{f"top_{n}gram_char_fraction": top_ngram_char_fraction(c, n) for n in (2, 3, 4)},
+        **{f"dup_{n}gram_char_fraction": duplicate_ngram_char_fraction(c, n) for n in range(5, 11)},
+    }
+    return ",\n".join(f"{sql} AS {name}" for name, sql in measures.items())
+
+
+__all__ = [
+    "C4_POLICY_SUBSTRINGS",
+    "DOCUMENT_BATCH_SQL",
+    "DOCUMENT_FORMATS",
+    "GOPHER_STOP_WORDS",
+    "NEWLINE",
+    "alpha_tokens_ratio",
+    "bullet_lines_ratio",
+    "count_where",
+    "document_stats_sql",
+    "duplicate_char_fraction",
+    "duplicate_chars",
+    "duplicate_fraction",
+    "duplicate_ngram_char_fraction",
+    "ellipsis_lines_ratio",
+    "ellipsis_ratio",
+    "hash_ratio",
+    "lines",
+    "mean_word_length",
+    "n_lines",
+    "n_tokens",
+    "n_words",
+    "newline_count",
+    "paragraphs",
+    "ratio",
+    "stop_word_count",
+    "tokens",
+    "top_ngram_char_fraction",
+    "words",
+]

@@ -225,7 +225,8 @@ END_MARKER_RE = (
 )
 #: A short "input"/"context" field in the original JSON (where a marker could hide).
 SHORT_JSON_INPUT_RE = r"\"(input|context)\":\s*\"[^\"]{1,40}\""
-_MARKER_NEEDLES = ("nput", "NPUT", "utput", "UTPUT")
+#: Substrings every input/output marker contains (a cheap gate for ``MARKER_TOKEN_RE``).
+MARKER_NEEDLES = ("nput", "NPUT", "utput", "UTPUT")
 #: Marker tokens that must never be left in the text.
 MARKER_TOKEN_RE = r"(?i)<\s*no[\s_-]*(input|output)s?\s*>|(?m)^\s*input\s*:\s*$"
 
@@ -260,4 +261,47 @@ NOT_PROSE_LINE_RE = r"\||^\s*#|^\s*[―—–~]|^( {2,}|\t)|\s[-–—―]\s*(\p
 #: 30% letters and digits always has some, so this cheap test gates the costly ratio.
 SYMBOL_TRIPLE_RE = r"[^\pL\pN\s]\s*[^\pL\pN\s]\s*[^\pL\pN\s]"
 #: Characters whose long runs mean noise (separators such as - = _ * . # ~ are left out).
-_RUN_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789!?,;:'\"@$%&()[]{}/\\^`+<>"
+RUN_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789!?,;:'\"@$%&()[]{}/\\^`+<>"
+
+__all__ = [
+    "ANGLE_PLACEHOLDER_RE",
+    "CODE_LIKE_RE",
+    "CODE_REQUEST_RE",
+    "CODE_WORD_RE",
+    "CONTROL_CHARS_RE",
+    "DRAW_IDIOM_RE",
+    "DRAW_RE",
+    "EMPTY_RESPONSE_RE",
+    "END_MARKER_RE",
+    "ENUMERATION_RE",
+    "INLINE_CONTENT_RE",
+    "INPUT_SQL",
+    "INSTRUCTION_SQL",
+    "LIST_ITEM_RE",
+    "MARKER_NEEDLES",
+    "MARKER_TOKEN_RE",
+    "MARKUP_RE",
+    "MEDIA_AS_TEXT_RE",
+    "MEDIA_COMPOUND_RE",
+    "MEDIA_GENERATION_RE",
+    "MISSING_MEDIA_RE",
+    "NOT_CODE_RE",
+    "NOT_PROSE_LINE_RE",
+    "NO_INPUT_PHRASE_RE",
+    "NUMBERED_TASKS_RE",
+    "OPEN_ENDING_RE",
+    "OPEN_LAST_CHAR_RE",
+    "PLACEHOLDER_RE",
+    "QUESTION_THEN_TASK_RE",
+    "QUOTED_RE",
+    "RUN_CHARS",
+    "SHORT_JSON_INPUT_RE",
+    "SYMBOL_TRIPLE_RE",
+    "TEMPLATE_LEAK_RE",
+    "TEMPLATE_OUTPUT_RE",
+    "TEXT_REFERENCE_RE",
+    "UNPUNCTUATED_LINES_RE",
+    "URL_CONTENT_RE",
+    "URL_RE",
+    "URL_TASK_RE",
+]

@@ -1,9 +1,11 @@
 """Store one read batch in the warehouse (``raw_scrapes``, ``quarantine``, ``ingest_batches``)."""
 
+import contextlib
 from datetime import datetime
 
 import duckdb
 
+from curation_assets.curation import publish
 from curation_assets.curation.ingest.intake.reading import IngestResult
 from curation_assets.curation.ingest.tables import ensure_tables
 from curation_assets.curation.records import example_id_sql
@@ -28,43 +30,40 @@ def store_batch(
         raise ValueError("an ingest result must name its batch")
     con.register("_records", result.records)
     con.register("_quarantine", result.quarantine)
-    if atomic:
-        con.execute("BEGIN TRANSACTION")
     try:
-        for table in ("raw_scrapes", "quarantine", "ingest_batches"):
-            con.execute(f"DELETE FROM {table} WHERE batch = ?", [batch])
-        con.execute(
-            f"""INSERT INTO raw_scrapes
-                SELECT batch || ':' || line_no, {example_id_sql()}, batch, source_file,
-                       line_no, source, prompt, response, original, $ts
-                FROM _records""",
-            {"ts": ingested_at},
-        )
-        con.execute(
-            "INSERT INTO quarantine SELECT batch, source_file, line_no, reason, raw, $ts "
-            "FROM _quarantine",
-            {"ts": ingested_at},
-        )
-        con.execute(
-            "INSERT INTO ingest_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                batch,
-                source_file,
-                result.file_format,
-                result.sha256,
-                result.units_read,
-                len(result.records),
-                len(result.quarantine),
-                ingested_at,
-                result.read_key,
-            ],
-        )
-        if atomic:
-            con.execute("COMMIT")
-    except Exception:
-        if atomic:
-            con.execute("ROLLBACK")
-        raise
+        with contextlib.ExitStack() as writes:
+            if atomic:
+                writes.enter_context(publish.transaction(con))  # rolled back if one fails
+            for table in ("raw_scrapes", "quarantine", "ingest_batches"):
+                con.execute(f"DELETE FROM {table} WHERE batch = ?", [batch])
+            con.execute(
+                f"""INSERT INTO raw_scrapes
+                    SELECT batch || ':' || line_no, {example_id_sql()}, batch, source_file,
+                           line_no, source, prompt, response, original, $ts
+                    FROM _records""",
+                {"ts": ingested_at},
+            )
+            con.execute(
+                "INSERT INTO quarantine SELECT batch, source_file, line_no, reason, raw, $ts "
+                "FROM _quarantine",
+                {"ts": ingested_at},
+            )
+            con.execute(
+                "INSERT INTO ingest_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    batch,
+                    source_file,
+                    result.file_format,
+                    result.sha256,
+                    result.units_read,
+                    len(result.records),
+                    len(result.quarantine),
+                    ingested_at,
+                    result.read_key,
+                ],
+            )
+            if atomic:
+                con.execute("COMMIT")
     finally:
         con.unregister("_records")
         con.unregister("_quarantine")
