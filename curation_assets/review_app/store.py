@@ -7,8 +7,6 @@ keeps working while other processes import decisions or publish a new queue.
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,14 +19,8 @@ LEASE_SECONDS = 120.0
 _ITEM_COLUMNS = ", ".join(f"q.{c}" for c in decisions.QUEUE_COLUMNS)
 
 
-@contextmanager
-def connection(store: Path) -> Iterator[sqlite3.Connection]:
-    """A fresh connection to the store, closed afterwards."""
-    con = decisions.connect(store)
-    try:
-        yield con
-    finally:
-        con.close()
+#: ``with connection(store) as con``: a fresh connection to the store, closed afterwards.
+connection = decisions.connection
 
 
 def _available_sql(role: str) -> str:

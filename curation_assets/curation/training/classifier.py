@@ -1,104 +1,51 @@
-"""Fine-tune and evaluate a sequence classifier (prompt text -> response label) with transformers.
+"""Fine-tune a sequence classifier (prompt text -> response label) with transformers, and
+write its manifest and model card.
 
 Plain Python, no Dagster: ``pipes_train`` runs it under Dagster Pipes, tests call it directly.
 torch and transformers are imported inside the functions so that importing this module is cheap.
+Predictions and evaluation live in ``classifier_evaluate``; this module re-exports them.
 """
 
-import hashlib
-import json
-import math
-import platform
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from curation_assets.curation.base_models import DEFAULT_HUB_MODEL, resolve_base_model
+from curation_assets.curation.training import trainer_hooks
+from curation_assets.curation.training.artifacts import (
+    MANIFEST_NAME,
+    MODEL_CARD_NAME,
+    write_artifacts,
+)
+from curation_assets.curation.training.classifier_evaluate import (
+    accuracy_and_macro_f1,
+    evaluate_classifier,
+    predict,
+)
+from curation_assets.curation.training.examples import data_version, read_examples
+from curation_assets.curation.training.lora import prepare_for_training
 from curation_assets.curation.training.params import (
     TrainParams,
     device_and_precision,
-    gpu_memory_metrics,
     trainer_arguments,
 )
+from curation_assets.curation.training.trainer_hooks import MetricsCallback
 
-__all__ = ["TrainParams", "evaluate_classifier", "train_classifier"]
-
-MANIFEST_NAME = "training_manifest.json"
-MODEL_CARD_NAME = "MODEL_CARD.md"
-MetricsCallback = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class _Example:
-    example_id: str
-    text: str
-    label: str
-
-
-def _examples(rows: Iterable[Mapping[str, Any]], split: str) -> list[_Example]:
-    out = []
-    for i, row in enumerate(rows):
-        missing = [k for k in ("example_id", "prompt", "response") if row.get(k) is None]
-        if missing:
-            raise ValueError(f"{split} row {i} lacks {missing}: {dict(row)!r:.200}")
-        out.append(_Example(str(row["example_id"]), str(row["prompt"]), str(row["response"])))
-    return out
-
-
-def data_version(rows: Iterable[Mapping[str, Any]]) -> str:
-    """sha256 over the sorted (example_id, label, prompt) triples: order-independent."""
-    lines = sorted(
-        json.dumps([e.example_id, e.label, e.text], ensure_ascii=False)
-        for e in _examples(rows, "data")
-    )
-    digest = hashlib.sha256()
-    for line in lines:
-        digest.update(line.encode("utf-8") + b"\n")
-    return digest.hexdigest()
-
-
-def accuracy_and_macro_f1(expected: Sequence[str], predicted: Sequence[str]) -> tuple[float, float]:
-    from sklearn.metrics import f1_score
-
-    if not expected:
-        return 0.0, 0.0
-    accuracy = sum(e == p for e, p in zip(expected, predicted, strict=True)) / len(expected)
-    macro_f1 = f1_score(list(expected), list(predicted), average="macro", zero_division=0)
-    return float(accuracy), float(macro_f1)
-
-
-def _predict(
-    model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int, max_length: int
-) -> list[tuple[str, float]]:
-    """(label, probability) per text, batched, in input order."""
-    import torch
-
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    # Sort by length to keep padding low, then restore the input order.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    results: dict[int, tuple[str, float]] = {}
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in idx],
-                truncation=True,
-                max_length=max_length,
-                padding=True,
-                return_tensors="pt",
-            ).to(device)
-            logits = model(**batch).logits.float()
-            probs, ids = torch.softmax(logits, dim=-1).max(dim=-1)
-            for i, label_id, prob in zip(idx, ids.tolist(), probs.tolist(), strict=True):
-                results[i] = (model.config.id2label[int(label_id)], float(prob))
-    out = [results[i] for i in range(len(texts))]
-    model.train(was_training)
-    return out
+__all__ = [
+    "DEFAULT_HUB_MODEL",
+    "MANIFEST_NAME",
+    "MODEL_CARD_NAME",
+    "MetricsCallback",
+    "TrainParams",
+    "accuracy_and_macro_f1",
+    "data_version",
+    "evaluate_classifier",
+    "resolve_base_model",
+    "train_classifier",
+]
 
 
 def train_classifier(
@@ -115,14 +62,12 @@ def train_classifier(
     and returns the metrics. ``on_metrics`` receives every Trainer log dict (loss, lr, step...).
     """
     import torch
-    import transformers
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
         DataCollatorWithPadding,
         PrinterCallback,
         Trainer,
-        TrainerCallback,
         TrainingArguments,
         set_seed,
     )
@@ -130,8 +75,8 @@ def train_classifier(
     params = params or TrainParams()
     device, bf16 = device_and_precision(params)  # fails clearly when a required GPU is missing
     params = replace(params, max_length=params.max_length_for("classification"))
-    train = _examples(train_rows, "train")
-    validation = _examples(validation_rows or [], "validation")
+    train = read_examples(train_rows, "train")
+    validation = read_examples(validation_rows or [], "validation")
     if not train:
         raise ValueError("no training rows: nothing to fine-tune")
     labels = sorted({e.label for e in train})
@@ -157,30 +102,19 @@ def train_classifier(
     if tokenizer.pad_token is None:  # decoder-style tokenizers
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         model.config.pad_token_id = tokenizer.pad_token_id
-    if params.freeze_embeddings:
-        model.get_input_embeddings().requires_grad_(False)
-    if params.lora:
-        from curation_assets.curation.training.lora import add_lora
-
-        model = add_lora(model, params, "classification")
+    model = prepare_for_training(model, params, "classification")
 
     encoded = tokenizer([e.text for e in train], truncation=True, max_length=params.max_length)
     features = [
         {**{key: encoded[key][i] for key in encoded}, "labels": label2id[e.label]}
         for i, e in enumerate(train)
     ]
-    steps = params.max_steps or math.ceil(math.ceil(len(train) / params.batch_size) * params.epochs)
-    logging_steps = params.logging_steps or max(1, steps // 50)
-
-    class _Forward(TrainerCallback):
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            if on_metrics is not None and logs:
-                on_metrics({**logs, "step": state.global_step, "max_steps": state.max_steps})
-
     with tempfile.TemporaryDirectory(prefix="trainer-") as scratch:
         on_gpu = device.startswith("cuda")
         args = TrainingArguments(
-            **trainer_arguments(params, scratch, logging_steps, on_gpu, bf16),
+            **trainer_arguments(
+                params, scratch, trainer_hooks.logging_steps(params, len(train)), on_gpu, bf16
+            ),
             per_device_eval_batch_size=max(params.batch_size, 64),
             train_sampling_strategy="group_by_length",
             include_num_input_tokens_seen="non_padding",
@@ -191,7 +125,7 @@ def train_classifier(
             train_dataset=features,
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
-            callbacks=[_Forward()],
+            callbacks=[trainer_hooks.forward_metrics(on_metrics)],
         )
         trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
         started = time.perf_counter()
@@ -206,34 +140,21 @@ def train_classifier(
             trainer.save_model(str(output_dir))
     tokenizer.save_pretrained(str(output_dir))
 
-    loss_curve = [
-        [int(entry["step"]), float(entry["loss"])]
-        for entry in trainer.state.log_history
-        if "loss" in entry and "step" in entry
-    ]
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     metrics: dict[str, Any] = {
-        "train_loss": float(result.training_loss),
-        "final_loss": loss_curve[-1][1] if loss_curve else float(result.training_loss),
-        "loss_curve": loss_curve,
+        **trainer_hooks.loss_metrics(trainer, result),
         "train_examples": len(train),
         "validation_examples": len(validation),
-        "epochs": float(params.epochs),
-        "steps": int(trainer.state.global_step),
-        "train_seconds": round(train_seconds, 3),
+        **trainer_hooks.schedule_metrics(trainer, params, train_seconds),
         "examples_per_second": round(
             int(trainer.state.global_step) * params.batch_size / train_seconds, 2
         ),
         "tokens_per_second": round(tokens / train_seconds, 1),
         "train_tokens": tokens,
-        "device": device,
-        "precision": "bf16" if bf16 else "fp32",
-        "data_version": version,
-        "model_dir": str(output_dir),
-        **gpu_memory_metrics(),
+        **trainer_hooks.run_metrics(device, bf16, version, output_dir),
     }
     if validation:
-        predicted = _predict(
+        predicted = predict(
             model,
             tokenizer,
             [e.text for e in validation],
@@ -258,17 +179,8 @@ def train_classifier(
         "validation_examples": len(validation),
         "labels": labels,
         "label_counts": {label: sum(e.label == label for e in train) for label in labels},
-        "metrics": metrics,
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "python": platform.python_version(),
-        },
-        "device": device,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    (output_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-    (output_dir / MODEL_CARD_NAME).write_text(_model_card(manifest))
+    write_artifacts(output_dir, manifest, metrics, device, _model_card)
     return metrics
 
 
@@ -324,74 +236,3 @@ def _method(p: Mapping[str, Any]) -> str:
             f"{p['lora_dropout']}), saved in `adapter/` and merged into the saved weights"
         )
     return "full fine-tune (every weight trained)"
-
-
-def evaluate_classifier(
-    model_dir: str | Path,
-    rows: Sequence[Mapping[str, Any]],
-    batch_size: int = 64,
-    max_mistakes: int = 25,
-) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-label accuracy, mistakes and predictions of a saved classifier.
-
-    Rows whose label the model does not know count as wrong.
-    """
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    model_dir = Path(model_dir)
-    manifest_path = model_dir / MANIFEST_NAME
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    max_length = int(manifest.get("params", {}).get("max_length", 128))
-    examples = _examples(rows, "evaluation")
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
-    if torch.cuda.is_available():
-        model = model.to("cuda")
-    known = set(model.config.label2id)
-    predicted = _predict(model, tokenizer, [e.text for e in examples], batch_size, max_length)
-    expected = [e.label for e in examples]
-    accuracy, macro_f1 = accuracy_and_macro_f1(expected, [p for p, _ in predicted])
-
-    per_label: dict[str, dict[str, Any]] = {}
-    predictions = []
-    mistakes = []
-    for e, (label, prob) in zip(examples, predicted, strict=True):
-        correct = label == e.label
-        stats = per_label.setdefault(
-            e.label, {"n": 0, "correct": 0, "accuracy": 0.0, "known": e.label in known}
-        )
-        stats["n"] += 1
-        stats["correct"] += int(correct)
-        predictions.append(
-            {
-                "example_id": e.example_id,
-                "expected": e.label,
-                "predicted": label,
-                "confidence": round(prob, 4),
-                "correct": correct,
-            }
-        )
-        if not correct and len(mistakes) < max_mistakes:
-            mistakes.append(
-                {
-                    "example_id": e.example_id,
-                    "prompt": e.text if len(e.text) <= 200 else e.text[:199] + "…",
-                    "expected": e.label,
-                    "predicted": label,
-                    "confidence": round(prob, 4),
-                }
-            )
-    for stats in per_label.values():
-        stats["accuracy"] = round(stats["correct"] / stats["n"], 4)
-    return {
-        "accuracy": accuracy,
-        "macro_f1": macro_f1,
-        "n": len(examples),
-        "correct": sum(p["correct"] for p in predictions),
-        "unknown_label_rows": sum(e.label not in known for e in examples),
-        "per_label": per_label,
-        "mistakes": mistakes,
-        "predictions": predictions,
-        "model_labels": sorted(known),
-    }

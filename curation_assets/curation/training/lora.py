@@ -1,4 +1,5 @@
-"""LoRA adapters (peft) for both trainers: add them, and load a saved adapter back."""
+"""What of a model trains, for both trainers: the embeddings (frozen or not) and LoRA
+adapters (peft): add them, count trainable parameters, tell a saved adapter."""
 
 from pathlib import Path
 from typing import Any
@@ -6,6 +7,16 @@ from typing import Any
 from curation_assets.curation.training.params import TrainParams, normalize_task
 
 ADAPTER_CONFIG = "adapter_config.json"
+
+
+def prepare_for_training(model: Any, params: TrainParams, task: str) -> Any:
+    """``model`` as ``params`` trains it: word embeddings frozen (``freeze_embeddings``),
+    wrapped with LoRA adapters (``lora``) or trained in full."""
+    if params.freeze_embeddings:
+        model.get_input_embeddings().requires_grad_(False)
+    if params.lora:
+        model = add_lora(model, params, task)
+    return model
 
 
 def add_lora(model: Any, params: TrainParams, task: str) -> Any:

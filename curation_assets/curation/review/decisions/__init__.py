@@ -15,10 +15,10 @@ and ``login_attempts`` (the sign-in throttle, shared by every worker) are app st
 The file holds password hashes: it is created owner-only (0600, in a 0700 folder when
 the folder is new), and an existing store or side file is tightened when opened.
 
-Modules: ``store`` (the file, schema, connections, owner-only files), ``events`` (decision
-events: validate, record, import, load, audit trail), ``queue`` (the published review
-queue), ``label_studio`` (Label Studio config and export), ``accounts`` (users,
-sessions, sign-in throttle). This package exposes their public names, so callers write
+Modules: ``store`` (the file, schema, connections and transactions, owner-only files),
+``events`` (decision events: validate, record, import, load, audit trail), ``queue`` (the
+published review queue), ``label_studio`` (Label Studio config and export), ``accounts``
+(users, sessions, sign-in throttle). This package exposes their public names, so callers write
 ``decisions.add_user`` or ``decisions.load_all``.
 """
 
@@ -64,6 +64,8 @@ from curation_assets.curation.review.decisions.store import (
     ROLES,
     DecisionError,
     connect,
+    connection,
+    immediate,
     owner_only,
     private_secret_file,
 )
@@ -83,6 +85,7 @@ __all__ = [
     "audit_trail",
     "begin_login_attempt",
     "connect",
+    "connection",
     "create_session",
     "end_login_attempt",
     "end_session",
@@ -90,6 +93,7 @@ __all__ = [
     "export_queue",
     "get_user",
     "high_water_mark",
+    "immediate",
     "import_file",
     "label_studio_config",
     "label_studio_decisions",

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from curation_assets.curation.review.decisions.store import ROLES, connect
+from curation_assets.curation.review.decisions.store import ROLES, connection, immediate
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD_CHARS = 8
@@ -36,26 +36,18 @@ def add_user(
     if len(password or "") < MIN_PASSWORD_CHARS:
         raise ValueError(f"password must have at least {MIN_PASSWORD_CHARS} characters")
     hashed = _hasher().hash(password)
-    con = connect(store_path)
-    try:
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
-        con.execute("BEGIN IMMEDIATE")
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    with connection(store_path) as con:
         try:
-            con.execute(
-                f"{verb} INTO users (username, role, password_hash, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                [username, role, hashed, datetime.now(UTC).isoformat()],
-            )
-            con.execute("DELETE FROM sessions WHERE username = ?", [username])
-            con.execute("COMMIT")
-        except sqlite3.IntegrityError as exc:
-            con.execute("ROLLBACK")
+            with immediate(con):
+                con.execute(
+                    f"{verb} INTO users (username, role, password_hash, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    [username, role, hashed, datetime.now(UTC).isoformat()],
+                )
+                con.execute("DELETE FROM sessions WHERE username = ?", [username])
+        except sqlite3.IntegrityError as exc:  # rolled back
             raise ValueError(f"user {username!r} already exists") from exc
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        con.close()
 
 
 # --- sessions of the review app -----------------------------------------------------------
@@ -69,16 +61,13 @@ def create_session(store_path: Path, username: str, max_age: float) -> str:
     """A new session id for ``username``, valid ``max_age`` seconds unless ended sooner."""
     token = secrets.token_urlsafe(32)
     now = time.time()
-    con = connect(store_path)
-    try:
+    with connection(store_path) as con:
         con.execute("DELETE FROM sessions WHERE expires_at <= ?", [now])
         con.execute(
             "INSERT INTO sessions (session_hash, username, created_at, expires_at) "
             "VALUES (?, ?, ?, ?)",
             [_session_hash(token), username, now, now + max_age],
         )
-    finally:
-        con.close()
     return token
 
 
@@ -87,36 +76,27 @@ def session_user(store_path: Path, token: object) -> dict | None:
     or removed user)."""
     if not isinstance(token, str) or not token or not store_path.exists():
         return None
-    con = connect(store_path)
-    try:
+    with connection(store_path) as con:
         row = con.execute(
             """SELECT u.username, u.role, u.created_at FROM sessions s
                JOIN users u ON u.username = s.username
                WHERE s.session_hash = ? AND s.expires_at > ?""",
             [_session_hash(token), time.time()],
         ).fetchone()
-    finally:
-        con.close()
-    return dict(zip(("username", "role", "created_at"), row, strict=True)) if row else None
+    return _user(row) if row else None
 
 
 def end_session(store_path: Path, token: object) -> None:
     """End one session (sign-out): its cookie no longer signs anyone in."""
     if isinstance(token, str) and token:
-        con = connect(store_path)
-        try:
+        with connection(store_path) as con:
             con.execute("DELETE FROM sessions WHERE session_hash = ?", [_session_hash(token)])
-        finally:
-            con.close()
 
 
 def end_sessions(store_path: Path, username: str) -> int:
     """End every session of ``username``; returns how many there were."""
-    con = connect(store_path)
-    try:
+    with connection(store_path) as con:
         return con.execute("DELETE FROM sessions WHERE username = ?", [username]).rowcount
-    finally:
-        con.close()
 
 
 # --- the sign-in throttle -----------------------------------------------------------------
@@ -132,64 +112,49 @@ def begin_login_attempt(store_path: Path, limits: dict[str, int], window: float)
     that of a successful one.
     """
     now = time.time()
-    con = connect(store_path)
-    try:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            con.execute("DELETE FROM login_attempts WHERE at <= ?", [now - window])
-            for key, limit in limits.items():
-                (used,) = con.execute(
-                    "SELECT count(*) FROM login_attempts WHERE key = ?", [key]
-                ).fetchone()
-                if used >= limit:
-                    con.execute("COMMIT")
-                    return None
-            attempt = secrets.token_hex(12)
-            con.executemany(
-                "INSERT INTO login_attempts (attempt, key, at) VALUES (?, ?, ?)",
-                [(attempt, key, now) for key in limits],
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        con.close()
+    with connection(store_path) as con, immediate(con):
+        con.execute("DELETE FROM login_attempts WHERE at <= ?", [now - window])
+        for key, limit in limits.items():
+            (used,) = con.execute(
+                "SELECT count(*) FROM login_attempts WHERE key = ?", [key]
+            ).fetchone()
+            if used >= limit:
+                return None  # committed: the expired attempts stay deleted
+        attempt = secrets.token_hex(12)
+        con.executemany(
+            "INSERT INTO login_attempts (attempt, key, at) VALUES (?, ?, ?)",
+            [(attempt, key, now) for key in limits],
+        )
     return attempt
 
 
 def end_login_attempt(store_path: Path, attempt: str, clear: tuple[str, ...] = ()) -> None:
     """A successful attempt: drop its reservation, and every failure under ``clear``."""
-    con = connect(store_path)
-    try:
+    with connection(store_path) as con:
         con.execute("DELETE FROM login_attempts WHERE attempt = ?", [attempt])
         con.executemany("DELETE FROM login_attempts WHERE key = ?", [(k,) for k in clear])
-    finally:
-        con.close()
 
 
 def get_user(store_path: Path, username: str) -> dict | None:
     """{username, role, created_at} or None."""
     if not store_path.exists():
         return None
-    con = connect(store_path)
-    try:
+    with connection(store_path) as con:
         row = con.execute(
             "SELECT username, role, created_at FROM users WHERE username = ?", [username]
         ).fetchone()
-    finally:
-        con.close()
-    return dict(zip(("username", "role", "created_at"), row, strict=True)) if row else None
+    return _user(row) if row else None
 
 
 def list_users(store_path: Path) -> list[dict]:
     """Every user (no hashes), by name."""
-    con = connect(store_path)
-    try:
+    with connection(store_path) as con:
         rows = con.execute("SELECT username, role, created_at FROM users ORDER BY 1").fetchall()
-    finally:
-        con.close()
-    return [dict(zip(("username", "role", "created_at"), r, strict=True)) for r in rows]
+    return [_user(r) for r in rows]
+
+
+def _user(row: tuple) -> dict:
+    return dict(zip(("username", "role", "created_at"), row, strict=True))
 
 
 def verify_password(store_path: Path, username: str, password: str) -> dict | None:
@@ -197,8 +162,7 @@ def verify_password(store_path: Path, username: str, password: str) -> dict | No
     from argon2.exceptions import InvalidHashError, VerificationError
 
     hasher = _hasher()
-    con = connect(store_path)
-    try:
+    with connection(store_path) as con:
         row = con.execute(
             "SELECT password_hash FROM users WHERE username = ?", [username]
         ).fetchone()
@@ -218,6 +182,4 @@ def verify_password(store_path: Path, username: str, password: str) -> dict | No
                 "UPDATE users SET password_hash = ? WHERE username = ?",
                 [hasher.hash(password), username],
             )
-    finally:
-        con.close()
     return get_user(store_path, username)

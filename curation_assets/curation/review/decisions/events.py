@@ -16,7 +16,8 @@ from curation_assets.curation.review.decisions.store import (
     FIELDS,
     ROLES,
     DecisionError,
-    connect,
+    connection,
+    immediate,
 )
 
 
@@ -106,8 +107,7 @@ def record_submissions(
     """
     items = [(sid, validate(raw)) for sid, raw in submissions]  # refuse before writing
     out: list[tuple[int, bool]] = []
-    con.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(con):
         for sid, item in items:
             known = con.execute(
                 "SELECT decision_id FROM app_submissions WHERE submission_id = ?", [sid]
@@ -122,10 +122,6 @@ def record_submissions(
                 [sid, decision_id, datetime.now(UTC).isoformat()],
             )
             out.append((decision_id, added))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return out
 
 
@@ -142,9 +138,7 @@ def import_file(path: Path, store: Path, label_studio_role: str = "reviewer") ->
         rows = list(_read_rows(path))
     added = present = 0
     errors: list[tuple[int, str]] = []
-    con = connect(store)
-    try:
-        con.execute("BEGIN IMMEDIATE")
+    with connection(store) as con, immediate(con):
         for line_no, raw in rows:
             if isinstance(raw, str):
                 errors.append((line_no, raw))
@@ -156,9 +150,6 @@ def import_file(path: Path, store: Path, label_studio_role: str = "reviewer") ->
                     present += 1
             except DecisionError as exc:
                 errors.append((line_no, str(exc)))
-        con.execute("COMMIT")
-    finally:
-        con.close()
     return ImportReport(added, present, errors)
 
 
@@ -185,25 +176,19 @@ def load_all(store: Path) -> pd.DataFrame:
     columns = ["decision_id", *FIELDS, "recorded_at", "origin"]
     if not store.exists():
         return pd.DataFrame(columns=columns)
-    con = connect(store)
-    try:
+    with connection(store) as con:
         return pd.read_sql_query(
             f"SELECT {', '.join(columns)} FROM decisions ORDER BY decision_id", con
         )
-    finally:
-        con.close()
 
 
 def high_water_mark(store: Path) -> tuple[int, str | None]:
     """(number of decisions, newest recorded_at): cheap change detection for sensors."""
     if not store.exists():
         return 0, None
-    con = connect(store)
-    try:
+    with connection(store) as con:
         count, newest = con.execute("SELECT count(*), max(recorded_at) FROM decisions").fetchone()
-        return int(count), newest
-    finally:
-        con.close()
+    return int(count), newest
 
 
 @dataclass
@@ -247,17 +232,14 @@ def audit_trail(store: Path, previous: tuple[int, str] | None = None) -> AuditTr
     rows: list[tuple] = []
     sequence = 0
     if store.exists():
-        con = connect(store)
-        try:
+        with connection(store) as con:
             rows = con.execute(
                 f"SELECT {', '.join(columns)} FROM decisions ORDER BY decision_id"
             ).fetchall()
             found = con.execute(
                 "SELECT seq FROM sqlite_sequence WHERE name = 'decisions'"
             ).fetchone()
-            sequence = int(found[0]) if found else 0
-        finally:
-            con.close()
+        sequence = int(found[0]) if found else 0
     chain, prefix = hashlib.sha256(), None
     ok = []
     for index, row in enumerate(rows):

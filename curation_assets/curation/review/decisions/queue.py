@@ -9,8 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from curation_assets.curation.review.decisions.store import connect
+from curation_assets.curation.review.decisions.store import connection, immediate
 
+#: Columns of ``queue_items`` in order; the JSON ones are stored as text.
 QUEUE_COLUMNS = (
     "queue",
     "example_id",
@@ -42,25 +43,16 @@ def publish_queue(store_path: Path, items: pd.DataFrame) -> int:
     rows = _queue_rows(items)
     digest = hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()
     placeholders = ", ".join("?" for _ in QUEUE_COLUMNS)
-    con = connect(store_path)
-    try:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            con.execute("DELETE FROM queue_items")
-            con.executemany(
-                f"INSERT INTO queue_items ({', '.join(QUEUE_COLUMNS)}) VALUES ({placeholders})",
-                rows,
-            )
-            con.execute(
-                "INSERT INTO queue_publications (published_at, items, digest) VALUES (?, ?, ?)",
-                [datetime.now(UTC).isoformat(), len(rows), digest],
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        con.close()
+    with connection(store_path) as con, immediate(con):
+        con.execute("DELETE FROM queue_items")
+        con.executemany(
+            f"INSERT INTO queue_items ({', '.join(QUEUE_COLUMNS)}) VALUES ({placeholders})",
+            rows,
+        )
+        con.execute(
+            "INSERT INTO queue_publications (published_at, items, digest) VALUES (?, ?, ?)",
+            [datetime.now(UTC).isoformat(), len(rows), digest],
+        )
     return len(rows)
 
 
@@ -125,16 +117,13 @@ def load_queue(store_path: Path, queue: str | None = None) -> pd.DataFrame:
     """The published queue (one queue or both), in priority order; JSON columns as text."""
     if not store_path.exists():
         return pd.DataFrame(columns=list(QUEUE_COLUMNS))
-    con = connect(store_path)
-    try:
+    with connection(store_path) as con:
         where, params = ("WHERE queue = ?", [queue]) if queue else ("", [])
         return pd.read_sql_query(
             f"SELECT {', '.join(QUEUE_COLUMNS)} FROM queue_items {where} ORDER BY queue, priority",
             con,
             params=params,
         )
-    finally:
-        con.close()
 
 
 def export_queue(store_path: Path, out: Path, fmt: str = "jsonl", labels=()) -> int:

@@ -1,11 +1,12 @@
-"""The SQLite file itself: its schema, connections, owner-only files and secrets."""
+"""The SQLite file itself: its schema, connections and transactions, owner-only files
+and secrets."""
 
 import contextlib
 import os
 import sqlite3
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROLES = ("reviewer", "expert", "admin")
@@ -107,8 +108,6 @@ CREATE TABLE IF NOT EXISTS login_attempts (
 CREATE INDEX IF NOT EXISTS login_attempts_key ON login_attempts (key, at);
 """
 
-#: Columns of ``queue_items`` in order; the JSON ones are stored as text.
-
 
 class DecisionError(ValueError):
     """A decision that cannot be recorded, with the reason."""
@@ -125,6 +124,29 @@ def connect(path: Path) -> sqlite3.Connection:
     for suffix in ("-wal", "-shm", "-journal"):  # SQLite gives them the store's mode
         owner_only(Path(f"{path}{suffix}"))
     return con
+
+
+@contextlib.contextmanager
+def connection(path: Path) -> Iterator[sqlite3.Connection]:
+    """A fresh connection to the store (``connect``), closed afterwards."""
+    con = connect(path)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextlib.contextmanager
+def immediate(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction (the write lock taken at once): committed when
+    the block ends, a ``return`` in it included; rolled back on any exception, re-raised."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 # --- owner-only files ------------------------------------------------------------------

@@ -11,8 +11,8 @@ Dagster; heavy imports inside functions.
 
 Modules: ``data`` (tokenizer, prompt templates, encoding, the length-bucketed sampler and
 the token-counting collator), ``train`` (the causal-LM fine-tune, full or LoRA), ``evaluate``
-(held-out loss, exact match, generation; the model card). This package exposes their
-public names (``sft.train_sft``, ``sft.evaluate_sft``, ...).
+(held-out loss, exact match, generation, loading a saved model), ``card`` (the model card).
+This package exposes their public names (``sft.train_sft``, ``sft.evaluate_sft``, ...).
 """
 
 from curation_assets.curation.training.sft.data import (

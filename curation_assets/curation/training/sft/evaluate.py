@@ -1,18 +1,15 @@
-"""Evaluate an SFT model: held-out response loss, exact match of generated answers."""
+"""Evaluate an SFT model: held-out response loss, exact match of generated answers; load
+a saved model (full or LoRA adapter)."""
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from curation_assets.curation.training.classifier import (
-    MANIFEST_NAME,
-    _examples,
-)
+from curation_assets.curation.training.artifacts import read_manifest
+from curation_assets.curation.training.examples import read_examples
 from curation_assets.curation.training.sft.data import (
-    FALLBACK_PROMPT,
     IGNORE_INDEX,
     TokenCountingCollator,
     encode_pair,
@@ -63,7 +60,7 @@ def evaluate_sft_model(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    examples = _examples(rows, "evaluation")
+    examples = read_examples(rows, "evaluation")
     encoded = [encode_pair(tokenizer, e.text, e.label, max_length) for e in examples]
     pad = int(tokenizer.pad_token_id)
     total_loss, total_tokens = 0.0, 0
@@ -179,61 +176,9 @@ def evaluate_sft(
     import torch
 
     model_dir = Path(model_dir)
-    manifest_path = model_dir / MANIFEST_NAME
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_manifest(model_dir)
     max_length = int(manifest.get("params", {}).get("max_length") or 512)
     model, tokenizer = load_sft_model(model_dir)
     if torch.cuda.is_available():
         model = model.to("cuda")
     return evaluate_sft_model(model, tokenizer, rows, max_length, batch_size, generate)
-
-
-def _model_card(manifest: Mapping[str, Any]) -> str:
-    m = manifest["metrics"]
-    p = manifest["params"]
-    method = (
-        f"LoRA adapters (r {p['lora_r']}, alpha {p['lora_alpha']}, dropout {p['lora_dropout']});"
-        " this folder holds the adapter, loaded onto the base model by "
-        "`curation_assets.curation.training.sft.load_sft_model`"
-        if manifest["adapter"]
-        else "full fine-tune (every weight trained)"
-    )
-    validation = (
-        f"- Validation loss (response tokens): {m['validation_loss']:.4f}\n"
-        + (
-            f"- Validation exact match: {m['validation_exact_match']:.4f}\n"
-            if "validation_exact_match" in m
-            else ""
-        )
-        if "validation_loss" in m
-        else "- Validation: none (no validation rows were given)\n"
-    )
-    template = "its chat template" if manifest["chat_template"] else "`" + FALLBACK_PROMPT[:16]
-    if not manifest["chat_template"]:
-        template += "...` (the tokenizer has no chat template)"
-    return f"""# Model card: instruction model fine-tuned from `{manifest["base_model"]}`
-
-## Intended use
-Answers prompts like those of its expert-verified training data, in their style. It was
-trained on few examples: check its answers before relying on them, and do not use it for
-decisions about people or for text unlike the training data.
-
-## Data
-- Data version (sha256 of sorted example_id, response, prompt): `{manifest["data_version"]}`
-- Train examples: {manifest["train_examples"]} ({m["truncated_examples"]} truncated to
-  {p["max_length"]} tokens, {m["dropped_examples"]} dropped)
-- Validation examples: {manifest["validation_examples"]} (held out, never trained on)
-- Prompts rendered with {template}; loss on response tokens only
-
-## Training
-- Base model: `{manifest["base_model"]}`; {method}
-- Epochs {p["epochs"]}, learning rate {p["learning_rate"]}, batch size {p["batch_size"]},
-  weight decay {p["weight_decay"]}, warmup ratio {p["warmup_ratio"]}, seed {p["seed"]},
-  batching `{manifest["packing"]}` (padding efficiency {m["padding_efficiency"]:.3f})
-- Device: {manifest["device"]} ({m["precision"]}); {m["train_seconds"]:.1f} s,
-  {m["tokens_per_second"]:.0f} real tokens/s, {m["steps"]} steps
-- torch {manifest["versions"]["torch"]}, transformers {manifest["versions"]["transformers"]}
-
-## Metrics
-- Train loss (mean over training): {m["train_loss"]:.4f}; last logged loss: {m["final_loss"]:.4f}
-{validation}"""

@@ -1,29 +1,22 @@
 """Causal-LM supervised fine-tuning (full or LoRA) with transformers' Trainer."""
 
-import json
-import math
-import platform
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from curation_assets.curation.training.classifier import (
-    MANIFEST_NAME,
-    MODEL_CARD_NAME,
-    MetricsCallback,
-    _examples,
-    data_version,
-)
+from curation_assets.curation.training import trainer_hooks
+from curation_assets.curation.training.artifacts import write_artifacts
+from curation_assets.curation.training.examples import data_version, read_examples
+from curation_assets.curation.training.lora import prepare_for_training, trainable_parameters
 from curation_assets.curation.training.params import (
     TrainParams,
     device_and_precision,
-    gpu_memory_metrics,
     trainer_arguments,
 )
+from curation_assets.curation.training.sft.card import model_card
 from curation_assets.curation.training.sft.data import (
     BucketBatchSampler,
     TokenCountingCollator,
@@ -31,7 +24,8 @@ from curation_assets.curation.training.sft.data import (
     load_tokenizer,
     resolve_sft_base_model,
 )
-from curation_assets.curation.training.sft.evaluate import _model_card, evaluate_sft_model
+from curation_assets.curation.training.sft.evaluate import evaluate_sft_model
+from curation_assets.curation.training.trainer_hooks import MetricsCallback
 
 
 def packing_mode(params: TrainParams, on_gpu: bool) -> str:
@@ -92,7 +86,7 @@ def encode_rows(
 ) -> tuple[list[dict[str, Any]], int, int]:
     """(features, truncated count, dropped count) of ``rows``."""
     features, truncated, dropped = [], 0, 0
-    for e in _examples(rows, split):
+    for e in read_examples(rows, split):
         encoded = encode_pair(tokenizer, e.text, e.label, max_length)
         if encoded is None:
             dropped += 1
@@ -118,15 +112,14 @@ def train_sft(
     padding efficiency, validation loss and exact match).
     """
     import torch
-    import transformers
-    from transformers import PrinterCallback, TrainerCallback, TrainingArguments, set_seed
+    from transformers import PrinterCallback, TrainingArguments, set_seed
 
     params = params or TrainParams()
     device, bf16 = device_and_precision(params)
     params = replace(params, max_length=params.max_length_for("sft"))
     on_gpu = device.startswith("cuda")
     mode = packing_mode(params, on_gpu)
-    train_examples = _examples(train_rows, "train")
+    train_examples = read_examples(train_rows, "train")
     validation = list(validation_rows or [])
     if not train_examples:
         raise ValueError("no training rows: nothing to fine-tune")
@@ -144,14 +137,8 @@ def train_sft(
     config, use_cache = model.config, model.config.use_cache  # the Trainer turns it off
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    if params.freeze_embeddings:
-        model.get_input_embeddings().requires_grad_(False)
-    if params.lora:
-        from curation_assets.curation.training.lora import add_lora
-
-        model = add_lora(model, params, "sft")
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    model = prepare_for_training(model, params, "sft")
+    trainable, total = trainable_parameters(model)
 
     collator = TokenCountingCollator(int(tokenizer.pad_token_id), flatten=mode == "pack")
     sampler = (
@@ -159,21 +146,13 @@ def train_sft(
         if mode == "bucket"
         else None
     )
-    steps = params.max_steps or math.ceil(
-        math.ceil(len(features) / params.batch_size) * params.epochs
-    )
-    logging_steps = params.logging_steps or max(1, steps // 50)
-
-    class _Forward(TrainerCallback):
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            if on_metrics is not None and logs:
-                on_metrics({**logs, "step": state.global_step, "max_steps": state.max_steps})
-
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory(prefix="sft-") as scratch:
         args = TrainingArguments(
-            **trainer_arguments(params, scratch, logging_steps, on_gpu, bf16),
+            **trainer_arguments(
+                params, scratch, trainer_hooks.logging_steps(params, len(features)), on_gpu, bf16
+            ),
             remove_unused_columns=False,
             # no KV cache: with one, transformers skips the per-example mask it builds from
             # position_ids (sdpa, eager) and flattened examples would attend to each other
@@ -185,7 +164,7 @@ def train_sft(
             train_dataset=features,
             data_collator=collator,
             processing_class=tokenizer,
-            callbacks=[_Forward()],
+            callbacks=[trainer_hooks.forward_metrics(on_metrics)],
             batch_sampler=sampler,
         )
         trainer.remove_callback(PrinterCallback)
@@ -197,23 +176,14 @@ def train_sft(
         model.save_pretrained(str(output_dir))  # with LoRA: the adapter only
     tokenizer.save_pretrained(str(output_dir))
 
-    loss_curve = [
-        [int(entry["step"]), float(entry["loss"])]
-        for entry in trainer.state.log_history
-        if "loss" in entry and "step" in entry
-    ]
     metrics: dict[str, Any] = {
         "task_type": "sft",
-        "train_loss": float(result.training_loss),
-        "final_loss": loss_curve[-1][1] if loss_curve else float(result.training_loss),
-        "loss_curve": loss_curve,
+        **trainer_hooks.loss_metrics(trainer, result),
         "train_examples": len(features),
         "truncated_examples": truncated,
         "dropped_examples": dropped,
         "validation_examples": len(validation),
-        "epochs": float(params.epochs),
-        "steps": int(trainer.state.global_step),
-        "train_seconds": round(train_seconds, 3),
+        **trainer_hooks.schedule_metrics(trainer, params, train_seconds),
         "train_tokens": collator.real_tokens,
         "processed_tokens": collator.processed_tokens,
         "response_tokens": collator.response_tokens,
@@ -223,11 +193,7 @@ def train_sft(
         "packing": mode,
         "trainable_parameters": trainable,
         "parameters": total,
-        "device": device,
-        "precision": "bf16" if bf16 else "fp32",
-        "data_version": version,
-        "model_dir": str(output_dir),
-        **gpu_memory_metrics(),
+        **trainer_hooks.run_metrics(device, bf16, version, output_dir),
     }
     if validation:
         report = evaluate_sft_model(
@@ -255,15 +221,6 @@ def train_sft(
         "data_version": version,
         "train_examples": len(features),
         "validation_examples": len(validation),
-        "metrics": metrics,
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "python": platform.python_version(),
-        },
-        "device": device,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    (output_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-    (output_dir / MODEL_CARD_NAME).write_text(_model_card(manifest))
+    write_artifacts(output_dir, manifest, metrics, device, model_card)
     return metrics
