@@ -127,6 +127,12 @@ class Settings:
             object.__setattr__(self, name, Path(value) if value else default)
 
     @property
+    def allowed_labels(self) -> tuple[str, ...]:
+        """The labels a classification response must be one of (empty: any label, and
+        always empty for instruction data, whose responses are free text)."""
+        return self.labels if self.task_type == "classification" else ()
+
+    @property
     def inbox(self) -> Path:
         return Path(self.inbox_dir)  # type: ignore[arg-type]
 

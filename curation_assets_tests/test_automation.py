@@ -8,6 +8,7 @@ import pytest
 
 from curation_assets.curation.review import decisions
 from curation_assets.definitions import build_definitions
+from curation_assets.defs.resources import build_resources
 from curation_assets_tests.fixtures import make_rows, small_settings, write_inbox
 
 pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
@@ -22,7 +23,7 @@ def setup(tmp_path):
 
 def _sensor_context(instance, defs, settings, cursor=None):
     return dg.build_sensor_context(
-        instance=instance, cursor=cursor, definitions=defs, resources={"settings": settings}
+        instance=instance, cursor=cursor, definitions=defs, resources=build_resources(settings)
     )
 
 

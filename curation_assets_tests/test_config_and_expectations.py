@@ -114,3 +114,26 @@ def test_check_severity_follows_the_worst_failure(success, failure_severities, p
     check = suite_result_to_check(result)
     assert check.passed is passed
     assert check.severity == getattr(dg.AssetCheckSeverity, severity)
+
+
+def test_only_classification_with_a_label_set_restricts_the_response():
+    from curation_assets.curation.expectations import labels_in
+    from curation_assets.defs.filtering.suites import filtered_expectations
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('card_lost'), ('refund')) v(response)")
+    classified = Settings(labels=("card_lost",))
+    assert classified.allowed_labels == ("card_lost",)
+    assert Settings(labels=("card_lost",), task_type="instruction").allowed_labels == ()
+    assert Settings(labels=()).allowed_labels == ()
+    assert labels_in(()) == []
+    audit = run_validations(con, [Validation("t", "SELECT * FROM t", labels_in(("card_lost",)))])
+    assert not audit.success  # 'refund' is outside the set
+
+    # the filtered suite carries it exactly when there is a label set to keep to
+    def kinds(settings):
+        return [e.kind for v in filtered_expectations(settings) for e in v.expectations]
+
+    assert kinds(classified).count("ExpectColumnValuesToBeInSet") == 1 + kinds(
+        Settings(labels=())
+    ).count("ExpectColumnValuesToBeInSet")

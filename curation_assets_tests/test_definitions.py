@@ -119,3 +119,71 @@ def test_resources_are_typed_and_point_where_the_settings_say(defs, tmp_path):
     con.close()
     assert own.high_water_mark()[0] == 1
     assert own.load_all().example_id.tolist() == ["e1"]
+
+
+def test_settings_from_the_environment_are_bound_as_env_vars(tmp_path, monkeypatch):
+    from dagster_duckdb import DuckDBResource
+
+    from curation_assets.defs.resources import EncoderResource, build_resources
+
+    warehouse = tmp_path / "env.duckdb"
+    monkeypatch.setenv("CURATION_WAREHOUSE_PATH", str(warehouse))
+    monkeypatch.setenv("CURATION_SUSPECT_ENCODER", "none")
+    monkeypatch.delenv("CURATION_DECISION_STORE_PATH", raising=False)
+    resources = build_resources(Settings.from_env(data_dir=tmp_path))
+    # the UI's Resources page names the variable where the value came from the environment
+    assert resources["duckdb"].database == dg.EnvVar("CURATION_WAREHOUSE_PATH")
+    assert resources["encoder"].model == dg.EnvVar("CURATION_SUSPECT_ENCODER")
+    assert isinstance(resources["duckdb"].database, dg.EnvVar)
+
+    @dg.asset
+    def probe(duckdb: DuckDBResource, encoder: EncoderResource) -> str:
+        with duckdb.get_connection() as con:
+            con.execute("CREATE TABLE t AS SELECT 1 AS x")
+        return encoder.model
+
+    result = dg.materialize([probe], resources=resources)  # a run resolves the variables
+    assert result.output_for_node("probe") == "none" and warehouse.is_file()
+    assert resources["decision_store"].path == str(tmp_path / "decisions.sqlite")
+    # ...and a value set in code is bound as that value, even with the variable set
+    other = build_resources(Settings(data_dir=tmp_path, warehouse_path=tmp_path / "code.duckdb"))
+    assert other["duckdb"].database == str(tmp_path / "code.duckdb")
+
+
+def test_the_encoder_resource_reaches_the_review_queue_config(tmp_path):
+    from curation_assets.defs.resources import EncoderResource
+    from curation_assets.defs.review.assets import queue_config
+
+    settings = Settings(data_dir=tmp_path, suspect_encoder="auto")
+    assert queue_config(settings).suspect_encoder == "auto"
+    chosen = queue_config(settings, encoder=EncoderResource(model="none", cache_dir=str(tmp_path)))
+    assert (chosen.suspect_encoder, chosen.cache_dir) == ("none", tmp_path)
+
+
+def test_training_client_targets_a_subprocess_or_a_k8s_pod():
+    from curation_assets.curation.training.launch import TrainingLaunch
+    from curation_assets.defs.resources import TrainingClientResource
+
+    launch = TrainingLaunch(["python", "-m", "train"], {"task_type": "classification"}, {})
+    local = TrainingClientResource()
+    assert isinstance(local.pipes_client(), dg.PipesSubprocessClient)
+    assert local.run_kwargs(launch)["command"] == ["python", "-m", "train"]
+    pod = TrainingClientResource(
+        target="k8s",
+        image="img:1",
+        volume_claim="data",
+        mount_path="/data",
+        gpus=2,
+        node_selector={"gpu": "h100"},
+        extra_env={"HF_HOME": "/data/hf"},
+    )
+    kwargs = pod.run_kwargs(launch)
+    assert kwargs["image"] == "img:1" and kwargs["extras"] == launch.extras
+    assert kwargs["env"]["HF_HOME"] == "/data/hf"
+    assert kwargs["base_pod_spec"]["node_selector"] == {"gpu": "h100"}
+    limits = kwargs["base_pod_spec"]["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == "2"
+    with pytest.raises(dg.DagsterInvariantViolationError, match="dagster-k8s|image"):
+        TrainingClientResource(target="k8s").pipes_client()
+    with pytest.raises(Exception, match="target"):
+        TrainingClientResource(target="ssh")

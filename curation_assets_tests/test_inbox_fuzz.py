@@ -24,7 +24,7 @@ import pytest
 
 from curation_assets.curation.expectations import run_validations
 from curation_assets.curation.ingest import intake
-from curation_assets.defs.ingest.assets import quarantine_expectations, raw_scrapes_expectations
+from curation_assets.defs.ingest.suites import quarantine_expectations, raw_scrapes_expectations
 from curation_assets_tests.fixtures import small_settings
 
 pytestmark = pytest.mark.integration  # a 6,866-unit corpus: ./scripts/test --fast skips it

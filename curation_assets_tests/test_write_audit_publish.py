@@ -21,6 +21,7 @@ from curation_assets import cli
 from curation_assets.curation import overrides, publish
 from curation_assets.curation.review import decisions
 from curation_assets.definitions import build_definitions
+from curation_assets.defs.resources import build_resources
 from curation_assets.defs.shared.gate import upstream_blocking_check_problems
 from curation_assets.runs.pipeline import run_everything
 from curation_assets_tests.fixtures import (
@@ -284,7 +285,7 @@ def test_decisions_sensor_starts_nothing_after_a_run_that_recorded_the_store(wor
     defs = build_definitions(settings)
     sensor = defs.resolve_sensor_def("decisions_sensor")
     context = dg.build_sensor_context(
-        instance=instance, definitions=defs, resources={"settings": settings}
+        instance=instance, definitions=defs, resources=build_resources(settings)
     )
     assert isinstance(sensor(context), dg.SkipReason)  # a fresh cursor, as in a new UI
     con = decisions.connect(settings.decision_store)
@@ -297,7 +298,7 @@ def test_decisions_sensor_starts_nothing_after_a_run_that_recorded_the_store(wor
             instance=instance,
             cursor=context.cursor,
             definitions=defs,
-            resources={"settings": settings},
+            resources=build_resources(settings),
         )
     )
     assert [e.asset_key.to_user_string() for e in fired.asset_events] == ["review_decisions"]

@@ -39,6 +39,13 @@ def expect(kind: str, warn_only: bool = False, **kwargs: Any) -> Expect:
     return Expect(kind, kwargs, warn_only)
 
 
+def labels_in(labels: tuple[str, ...], column: str = "response") -> list[Expect]:
+    """``column`` holds one of ``labels``: one expectation, or none without a label set."""
+    if not labels:
+        return []
+    return [expect("ExpectColumnValuesToBeInSet", column=column, value_set=list(labels))]
+
+
 @dataclass(frozen=True)
 class Validation:
     """A query whose result must meet ``expectations``."""

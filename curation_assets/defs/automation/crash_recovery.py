@@ -3,13 +3,13 @@ pool slots (the logic: ``curation_assets.runs.recovery``)."""
 
 import dagster as dg
 
+from curation_assets.defs.shared.sensors import running_sensor
 from curation_assets.runs.recovery import recover_dead_runs
 
 
-@dg.sensor(
+@running_sensor(
     name="crash_recovery",
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    every_seconds=60,
     description=(
         "Every minute: marks runs whose process was killed (SIGKILL, OOM, reboot) as failed "
         "and frees their pool slots, which Dagster's run monitoring does not do with the "

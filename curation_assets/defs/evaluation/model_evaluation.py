@@ -16,8 +16,6 @@ from curation_assets.defs.shared.metadata import (
     rounded,
 )
 
-GROUP = "training"  # shown beside the model it scores
-
 
 def _read_eval_file(path: Path, settings: Settings) -> list[dict]:
     """(example_id, prompt, response) rows of a user evaluation file, any ingest format."""
@@ -54,9 +52,7 @@ def _evaluate(task: str, model_dir: Path, rows: list[dict]) -> dict:
         "accuracy and macro-F1 with per-label results for a classifier; exact match and "
         "response-token loss for SFT; rows whose prompt was trained on are counted."
     ),
-    group_name=GROUP,
     kinds={"transformers", "duckdb"},
-    owners=["team:ml"],
     pool=DUCKDB_POOL,
     automation_condition=dg.AutomationCondition.eager(),
 )

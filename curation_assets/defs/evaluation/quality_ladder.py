@@ -18,8 +18,6 @@ from curation_assets.defs.resources import GPU_POOL, DecisionStoreResource, Sett
 from curation_assets.defs.shared.checks import gx_suite_check
 from curation_assets.defs.shared.metadata import as_table, image, rounded
 
-GROUP = "training"
-
 
 @dg.asset(
     deps=["raw_scrapes", "filtered", "review_queue", "reviewed", "verified"],
@@ -28,9 +26,7 @@ GROUP = "training"
         "data (raw, filtered, reviewed, verified) and on random-N, longest-N and "
         "suspect-queue-N baselines, all on the held-out verified split; table and plot."
     ),
-    group_name=GROUP,
     kinds={"pytorch", "duckdb"},
-    owners=["team:ml"],
     pool=GPU_POOL,
 )
 def quality_ladder(

@@ -1,5 +1,6 @@
 """Stage 2, filtered: named rules annotate every raw record; survivors form ``filtered``."""
 
+import dataclasses
 import os
 import secrets
 from pathlib import Path
@@ -23,30 +24,27 @@ from curation_assets.defs.filtering.suites import (
 )
 from curation_assets.defs.resources import DUCKDB_POOL, DecisionStoreResource, SettingsParam
 from curation_assets.defs.shared.checks import audit_result, audit_spec, snapshot_dir
-from curation_assets.defs.shared.metadata import as_table, column_lineage, table_metadata
+from curation_assets.defs.shared.datasets import dataset
+from curation_assets.defs.shared.metadata import as_table, column_lineage
 from curation_assets.defs.shared.run_config import FilteredConfig
-
-GROUP = "filtering"
 
 
 def filter_config(settings: Settings) -> filter_stage.FilterConfig:
-    """Every threshold of the stage, from settings (one obvious place to change them)."""
-    eval_files = (*settings.decontamination_files, *getattr(settings, "eval_files", ()))
+    """Every threshold of the stage, from settings: each ``FilterConfig`` field that is a
+    setting of the same name, plus the three that are derived."""
+    same_named = {
+        f.name: getattr(settings, f.name)
+        for f in dataclasses.fields(filter_stage.FilterConfig)
+        if hasattr(settings, f.name)
+    }
+    eval_files = (*settings.decontamination_files, *settings.eval_files)
     return filter_stage.FilterConfig(
-        task_type=settings.task_type,
-        labels=settings.labels,
-        min_prompt_chars=settings.min_prompt_chars,
-        max_prompt_chars=settings.max_prompt_chars,
-        min_response_chars=settings.min_response_chars,
-        max_response_chars=settings.max_response_chars,
-        languages=settings.languages,
-        min_language_score=settings.min_language_score,
-        language_document_chars=settings.language_document_chars,
-        dedup_threshold=settings.near_duplicate_threshold or None,
-        decontamination_ngram=settings.decontamination_ngram,
-        pii_kinds=settings.pii_kinds,
-        pii_key=_pii_key(settings),
-        eval_files=tuple(Path(f) for f in dict.fromkeys(eval_files)),
+        **{
+            **same_named,
+            "dedup_threshold": settings.near_duplicate_threshold or None,
+            "pii_key": _pii_key(settings),
+            "eval_files": tuple(Path(f) for f in dict.fromkeys(eval_files)),
+        }
     )
 
 
@@ -89,10 +87,7 @@ HELD_CHECK = dg.AssetCheckSpec(
                 "decontamination against evaluation data. Published only after its audit "
                 "passes; a batch that fails a per-batch bound is held back (`held_batches`)."
             ),
-            group_name=GROUP,
-            kinds={"duckdb", "table"},
-            metadata=table_metadata(filtering_tables.FILTERED),
-            owners=["team:curation"],
+            **dataset(filtering_tables.FILTERED),
             automation_condition=ON_NEW_DATA,
             skippable=True,
         ),
@@ -100,10 +95,7 @@ HELD_CHECK = dg.AssetCheckSpec(
             "rejections",
             deps=["raw_scrapes"],
             description="One row per (raw record, rule that fired), with the rule's reason.",
-            group_name=GROUP,
-            kinds={"duckdb", "table"},
-            metadata=table_metadata(filtering_tables.REJECTIONS),
-            owners=["team:curation"],
+            **dataset(filtering_tables.REJECTIONS),
             skippable=True,
         ),
     ],

@@ -2,7 +2,7 @@
 ``rejections`` must satisfy before they are published, and the per-batch drop rates."""
 
 from curation_assets.config import Settings
-from curation_assets.curation.expectations import Validation, expect
+from curation_assets.curation.expectations import Validation, expect, labels_in
 from curation_assets.curation.filtering import rule_engine
 from curation_assets.curation.warehouse import sql_literal
 
@@ -29,12 +29,7 @@ def filtered_expectations(settings: Settings, skip: list[str] = ()) -> list[Vali
         ),
         expect("ExpectTableRowCountToBeBetween", min_value=1),
     ]
-    if settings.labels and settings.task_type == "classification":
-        row_rules.append(
-            expect(
-                "ExpectColumnValuesToBeInSet", column="response", value_set=list(settings.labels)
-            )
-        )
+    row_rules += labels_in(settings.allowed_labels)
     return [
         Validation("rows", "SELECT example_id, prompt, response FROM filtered", row_rules),
         Validation(

@@ -10,15 +10,17 @@ from dagster_duckdb import DuckDBResource
 
 from curation_assets.config import Settings
 from curation_assets.curation import overrides, publish, warehouse
-from curation_assets.curation.expectations import Validation, expect, run_validations
+from curation_assets.curation.expectations import run_validations
 from curation_assets.curation.ingest import intake
 from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.curation.warehouse import sql_literal
+from curation_assets.defs.ingest.suites import quarantine_expectations, raw_scrapes_expectations
 from curation_assets.defs.resources import DUCKDB_POOL, DecisionStoreResource, SettingsParam
 from curation_assets.defs.shared.checks import audit_result, audit_spec, snapshot_dir
-from curation_assets.defs.shared.metadata import as_table, table_metadata
+from curation_assets.defs.shared.datasets import dataset
+from curation_assets.defs.shared.metadata import as_table
+from curation_assets.defs.shared.sensors import running_sensor
 
-GROUP = "ingest"
 inbox_files = dg.DynamicPartitionsDefinition(name="inbox_files")
 
 
@@ -31,10 +33,7 @@ inbox_files = dg.DynamicPartitionsDefinition(name="inbox_files")
                 "(example_id, prompt, response, source, batch, original fields). One "
                 "partition per inbox file; re-ingesting a file replaces its rows."
             ),
-            group_name=GROUP,
-            kinds={"duckdb", "table"},
-            metadata=table_metadata(ingest_tables.RAW_SCRAPES),
-            owners=["team:curation"],
+            **dataset(ingest_tables.RAW_SCRAPES),
             tags={"stage": "ingest"},
             skippable=True,  # a batch that fails its audit is held back, not published
         ),
@@ -47,10 +46,7 @@ inbox_files = dg.DynamicPartitionsDefinition(name="inbox_files")
                 "out of the inbox, special files), each with file, line and reason. "
                 "Nothing is dropped silently."
             ),
-            group_name=GROUP,
-            kinds={"duckdb", "table"},
-            metadata=table_metadata(ingest_tables.QUARANTINE),
-            owners=["team:curation"],
+            **dataset(ingest_tables.QUARANTINE),
             tags={"stage": "ingest"},
             skippable=True,
         ),
@@ -205,44 +201,6 @@ def _unchanged(con, settings: Settings, path, batch: str) -> intake.IngestResult
     )
 
 
-def quarantine_expectations(batch: str | None = None) -> list[Validation]:
-    """What the quarantine rows of a batch (``None``: of every batch) must satisfy."""
-    where = f"WHERE b.batch = {sql_literal(batch)}" if batch is not None else ""
-    return [
-        Validation(
-            "quarantine_rows",
-            f"""SELECT q.batch, q.source_file, q.reason,
-                      q.line_no IS NOT NULL OR b.units_read = 1 AS located
-               FROM quarantine q JOIN ingest_batches b USING (batch) {where}""",
-            [
-                expect("ExpectColumnValuesToNotBeNull", column="batch"),
-                expect("ExpectColumnValuesToNotBeNull", column="source_file"),
-                expect("ExpectColumnValuesToNotBeNull", column="reason"),
-                expect("ExpectColumnValueLengthsToBeBetween", column="reason", min_value=3),
-                expect("ExpectColumnValuesToBeInSet", column="located", value_set=[True]),
-            ],
-        ),
-        Validation(
-            "unit_accounting",
-            f"""SELECT b.batch, b.units_read,
-                      b.records_loaded + b.records_quarantined AS accounted,
-                      b.records_quarantined,
-                      (SELECT count(*) FROM quarantine q WHERE q.batch = b.batch) AS stored
-               FROM ingest_batches b {where}""",
-            [
-                expect(
-                    "ExpectColumnPairValuesToBeEqual", column_A="units_read", column_B="accounted"
-                ),
-                expect(
-                    "ExpectColumnPairValuesToBeEqual",
-                    column_A="records_quarantined",
-                    column_B="stored",
-                ),
-            ],
-        ),
-    ]
-
-
 def _failures(audit) -> str:
     """One line naming the failed expectations and what they observed."""
     return "; ".join(
@@ -264,55 +222,9 @@ def _snapshot_batch(con, settings: Settings, batch: str, published: bool) -> Non
     publish.snapshot(con, out, publish.HELD_TABLE)
 
 
-def raw_scrapes_expectations(settings: Settings, batch: str | None = None) -> list[Validation]:
-    """What every batch of raw_scrapes must satisfy (``batch``: that batch only)."""
-    where = f"WHERE batch = {sql_literal(batch)}" if batch is not None else ""
-    return [
-        Validation(
-            "records",
-            f"SELECT record_id, example_id, batch, prompt, response FROM raw_scrapes {where}",
-            [
-                expect("ExpectColumnValuesToNotBeNull", column="record_id"),
-                expect("ExpectColumnValuesToBeUnique", column="record_id"),
-                expect("ExpectColumnValuesToNotBeNull", column="example_id"),
-                expect("ExpectColumnValuesToNotBeNull", column="prompt"),
-                expect("ExpectColumnValuesToNotBeNull", column="response"),
-                expect(
-                    "ExpectColumnValueLengthsToBeBetween",
-                    column="example_id",
-                    min_value=16,
-                    max_value=16,
-                ),
-            ],
-        ),
-        Validation(
-            "batch_accounting",
-            f"""SELECT b.batch, b.units_read, b.records_loaded, b.records_quarantined,
-                      (SELECT count(*) FROM raw_scrapes r WHERE r.batch = b.batch) AS stored,
-                      -- a refused entry (hidden, link, folder) is recorded, not a bad batch
-                      CASE WHEN b.file_format = 'refused' THEN 0
-                           ELSE b.records_quarantined / greatest(b.units_read, 1)
-                      END AS quarantine_rate
-               FROM ingest_batches b {where}""",
-            [
-                expect(
-                    "ExpectColumnPairValuesToBeEqual", column_A="records_loaded", column_B="stored"
-                ),
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    column="quarantine_rate",
-                    min_value=0,
-                    max_value=settings.max_quarantine_rate,
-                ),
-            ],
-        ),
-    ]
-
-
-@dg.sensor(
+@running_sensor(
     name="inbox_sensor",
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    every_seconds=30,
     job_name="ingest_job",
     description="Adds a partition for every new or changed file in the inbox and ingests it.",
 )

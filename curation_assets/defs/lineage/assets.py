@@ -11,9 +11,10 @@ from curation_assets.curation.expectations import Validation, expect
 from curation_assets.curation.lineage import trace
 from curation_assets.curation.lineage.tables import EXAMPLE_LINEAGE
 from curation_assets.defs.automation.conditions import ON_NEW_DATA
-from curation_assets.defs.resources import DUCKDB_POOL, DecisionStoreResource, SettingsParam
-from curation_assets.defs.shared.checks import audit_and_publish, audit_result, audit_spec
-from curation_assets.defs.shared.metadata import as_table, table_metadata
+from curation_assets.defs.resources import DecisionStoreResource, SettingsParam
+from curation_assets.defs.shared.checks import publish_audited
+from curation_assets.defs.shared.datasets import published_dataset
+from curation_assets.defs.shared.metadata import as_table
 
 
 @dg.asset(
@@ -23,21 +24,13 @@ from curation_assets.defs.shared.metadata import as_table, table_metadata
         "reasons) / quarantined, review status and decisions, verified split, and the "
         "models trained on it. Query it, or run `curation trace EXAMPLE_ID`."
     ),
-    group_name="lineage",
-    kinds={"duckdb", "table"},
-    metadata=table_metadata(EXAMPLE_LINEAGE),
-    owners=["team:curation"],
-    pool=DUCKDB_POOL,
     # Not gated on its inputs' checks: lineage reports what happened, failures included.
-    automation_condition=ON_NEW_DATA,
-    output_required=False,
-    check_specs=[
-        audit_spec(
-            "example_lineage",
-            "Audit before publishing (Great Expectations): every unit read from every file "
-            "is traced exactly once, as kept, rejected, quarantined or held back.",
-        )
-    ],
+    **published_dataset(
+        EXAMPLE_LINEAGE,
+        "Audit before publishing (Great Expectations): every unit read from every file "
+        "is traced exactly once, as kept, rejected, quarantined or held back.",
+        automation_condition=ON_NEW_DATA,
+    ),
 )
 def example_lineage(
     duckdb: DuckDBResource, decision_store: DecisionStoreResource, settings: SettingsParam
@@ -60,10 +53,9 @@ def example_lineage(
             "ORDER BY verified DESC, filter_status, record_id",
         )
         total = warehouse.count(con, "example_lineage")
-        audit, result = audit_and_publish(
-            con, settings, example_lineage_expectations(settings), ["example_lineage"]
+        check, result = publish_audited(
+            con, settings, "example_lineage", example_lineage_expectations(settings)
         )
-    check = audit_result("example_lineage", audit, result)
     if not result.published:
         yield check
         return

@@ -15,28 +15,25 @@ from curation_assets.curation import publish, warehouse
 from curation_assets.curation.filtering import tables as filtering_tables
 from curation_assets.curation.review import agreement, review_stage
 from curation_assets.curation.review import tables as review_tables
-from curation_assets.defs.automation.conditions import ON_NEW_PASSING_INPUTS
-from curation_assets.defs.resources import DUCKDB_POOL, DecisionStoreResource, SettingsParam
+from curation_assets.defs.resources import DecisionStoreResource, EncoderResource, SettingsParam
 from curation_assets.defs.review.suites import (
-    allowed_labels,
     review_queue_expectations,
     reviewed_expectations,
     verified_expectations,
 )
-from curation_assets.defs.shared.checks import (
-    audit_and_publish,
-    audit_result,
-    audit_spec,
-)
+from curation_assets.defs.shared.checks import publish_audited
+from curation_assets.defs.shared.datasets import published_dataset
 from curation_assets.defs.shared.gate import require_upstream_checks_passed
-from curation_assets.defs.shared.metadata import as_table, column_lineage, table_metadata
+from curation_assets.defs.shared.metadata import as_table, column_lineage
 from curation_assets.defs.shared.run_config import ReviewQueueConfig
 
-GROUP = "review"
 
-
-def queue_config(settings: Settings, refit: bool = False) -> review_stage.QueueConfig:
-    """The queue settings of ``Settings``."""
+def queue_config(
+    settings: Settings, refit: bool = False, encoder: EncoderResource | None = None
+) -> review_stage.QueueConfig:
+    """The queue settings of ``Settings``, embedding with ``encoder`` (default: the
+    settings' ``suspect_encoder`` and the user cache)."""
+    encoder = encoder or EncoderResource(model=settings.suspect_encoder)
     return review_stage.QueueConfig(
         suspect_fit_rows=settings.suspect_fit_rows,
         suspect_fit_rows_per_label=settings.suspect_fit_rows_per_label,
@@ -46,7 +43,8 @@ def queue_config(settings: Settings, refit: bool = False) -> review_stage.QueueC
         reviews_required=settings.reviews_required,
         verified_takes_suspect_fixes=settings.verified_takes_suspect_fixes,
         labelled=settings.task_type == "classification",
-        suspect_encoder=settings.suspect_encoder,
+        suspect_encoder=encoder.model,
+        cache_dir=encoder.cache_path,
         seed=settings.seed,
     )
 
@@ -61,28 +59,20 @@ def queue_config(settings: Settings, refit: bool = False) -> review_stage.QueueC
         "and `review_status`; disagreements (`needs_expert`) come first. Published to the "
         "decision store for the review app."
     ),
-    group_name=GROUP,
-    kinds={"duckdb", "table"},
-    metadata=table_metadata(review_tables.REVIEW_QUEUE),
-    owners=["team:curation"],
-    pool=DUCKDB_POOL,
-    automation_condition=ON_NEW_PASSING_INPUTS,
-    output_required=False,  # not materialized (published) when the audit fails
-    check_specs=[
-        audit_spec(
-            "review_queue",
-            "Audit before publishing to the review app (Great Expectations): both queues "
-            "drawn from filtered, the coverage sample at its size, unique priorities per "
-            "queue, a reason and a score for each row (warning: a label missing from the "
-            "coverage sample).",
-        )
-    ],
+    **published_dataset(
+        review_tables.REVIEW_QUEUE,
+        "Audit before publishing to the review app (Great Expectations): both queues "
+        "drawn from filtered, the coverage sample at its size, unique priorities per "
+        "queue, a reason and a score for each row (warning: a label missing from the "
+        "coverage sample).",
+    ),
 )
 def review_queue(
     context: dg.AssetExecutionContext,
     config: ReviewQueueConfig,
     duckdb: DuckDBResource,
     decision_store: DecisionStoreResource,
+    encoder: EncoderResource,
     settings: SettingsParam,
 ) -> Iterator:
     require_upstream_checks_passed(context)
@@ -92,8 +82,8 @@ def review_queue(
         scoring = review_stage.build_review_queue(
             con,
             store,
-            queue_config(settings, config.refit_suspect_models),
-            allowed_labels(settings),
+            queue_config(settings, config.refit_suspect_models, encoder),
+            settings.allowed_labels,
             log=context.log.info,
         )
         status = (
@@ -121,10 +111,9 @@ def review_queue(
             "SELECT sha256(string_agg(concat_ws(':', example_id, queue, priority, score, "
             "review_status, response), ',' ORDER BY queue, priority)) FROM review_queue"
         ).fetchall()[0][0]
-        audit, outcome = audit_and_publish(
-            con, settings, review_queue_expectations(settings), ["review_queue"]
+        check, outcome = publish_audited(
+            con, settings, "review_queue", review_queue_expectations(settings)
         )
-    check = audit_result("review_queue", audit, outcome)
     if not outcome.published:
         yield check  # the review app keeps showing the previous queue
         return
@@ -175,22 +164,13 @@ def review_queue(
         "from. Reviewer agreement (Cohen's kappa, Krippendorff's alpha) is stored in "
         "`review_agreement`."
     ),
-    group_name=GROUP,
-    kinds={"duckdb", "table"},
-    metadata=table_metadata(review_tables.REVIEWED),
-    owners=["team:curation"],
-    pool=DUCKDB_POOL,
-    automation_condition=ON_NEW_PASSING_INPUTS,
-    output_required=False,  # not materialized (published) when the audit fails
-    check_specs=[
-        audit_spec(
-            "reviewed",
-            "Audit before publishing (Great Expectations): unique examples, every row "
-            "attributed to a person, only accepting decisions, labels in the allowed set, "
-            "and reviewer agreement (Cohen's kappa) at least min_agreement once enough "
-            "examples have two or more reviews.",
-        )
-    ],
+    **published_dataset(
+        review_tables.REVIEWED,
+        "Audit before publishing (Great Expectations): unique examples, every row "
+        "attributed to a person, only accepting decisions, labels in the allowed set, "
+        "and reviewer agreement (Cohen's kappa) at least min_agreement once enough "
+        "examples have two or more reviews.",
+    ),
 )
 def reviewed(
     context: dg.AssetExecutionContext,
@@ -202,7 +182,7 @@ def reviewed(
     store = decision_store.load_all()
     with duckdb.get_connection() as con, publish.transaction(con):
         stats = review_stage.build_reviewed(
-            con, store, settings.reviews_required, allowed_labels(settings)
+            con, store, settings.reviews_required, settings.allowed_labels
         )
         total = warehouse.count(con, "reviewed")
         edited = warehouse.count(con, "reviewed", "edited")
@@ -221,10 +201,9 @@ def reviewed(
         ).fetchall()[0][0]
         invalid = con.execute("SELECT count(*) FROM _decisions WHERE NOT valid").fetchall()[0][0]
         patterns = review_stage.review_patterns(con)
-        audit, outcome = audit_and_publish(
-            con, settings, reviewed_expectations(settings), ["reviewed", agreement.AGREEMENT_TABLE]
+        check, outcome = publish_audited(
+            con, settings, "reviewed", reviewed_expectations(settings), [agreement.AGREEMENT_TABLE]
         )
-    check = audit_result("reviewed", audit, outcome)
     if not outcome.published:
         yield check
         return
@@ -290,21 +269,12 @@ def _records(frame) -> list[dict]:
         "`split` (train / validation) is fixed per example by a hash of its prompt; train "
         "examples that share n-grams with a validation example are `excluded` (never trained)."
     ),
-    group_name=GROUP,
-    kinds={"duckdb", "table"},
-    metadata=table_metadata(review_tables.VERIFIED),
-    owners=["team:curation"],
-    pool=DUCKDB_POOL,
-    automation_condition=ON_NEW_PASSING_INPUTS,
-    output_required=False,  # not materialized (published) when the audit fails
-    check_specs=[
-        audit_spec(
-            "verified",
-            "Audit before publishing (Great Expectations): enough verified examples to "
-            "train, labels in the allowed set, both splits populated and no prompt shared "
-            "between train and validation.",
-        )
-    ],
+    **published_dataset(
+        review_tables.VERIFIED,
+        "Audit before publishing (Great Expectations): enough verified examples to "
+        "train, labels in the allowed set, both splits populated and no prompt shared "
+        "between train and validation.",
+    ),
 )
 def verified(
     context: dg.AssetExecutionContext,
@@ -343,10 +313,7 @@ def verified(
             "SELECT sha256(string_agg(example_id || ':' || response || ':' || split, ',' "
             "ORDER BY example_id)) FROM verified"
         ).fetchall()[0][0]
-        audit, outcome = audit_and_publish(
-            con, settings, verified_expectations(settings), ["verified"]
-        )
-    check = audit_result("verified", audit, outcome)
+        check, outcome = publish_audited(con, settings, "verified", verified_expectations(settings))
     if not outcome.published:
         yield check
         return

@@ -1,9 +1,10 @@
 """The decision store in the graph: the external asset ``review_decisions``, the sensor that
 records a new version of it when decisions arrive, and its integrity check."""
 
+from pathlib import Path
+
 import dagster as dg
 
-from curation_assets.config import Settings
 from curation_assets.curation.expectations import run_validations
 from curation_assets.curation.review import decisions
 from curation_assets.defs.resources import DecisionStoreResource, SettingsParam
@@ -11,8 +12,7 @@ from curation_assets.defs.review.suites import review_decisions_expectations
 from curation_assets.defs.shared.checks import (
     suite_result_to_check,
 )
-
-GROUP = "review"
+from curation_assets.defs.shared.sensors import running_sensor
 
 review_decisions = dg.AssetSpec(
     "review_decisions",
@@ -21,29 +21,26 @@ review_decisions = dg.AssetSpec(
         "SQLite decision store (not the warehouse). Written by the review app or by "
         "`curation decisions import FILE`; observed by the `decisions_sensor`."
     ),
-    group_name=GROUP,
     kinds={"sqlite"},
-    owners=["team:curation"],
 )
 
 
-@dg.sensor(
+@running_sensor(
     name="decisions_sensor",
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    every_seconds=30,
     description=(
         "Records a new version of `review_decisions` when decisions arrive in the store, "
         "so that automation refreshes review_queue, reviewed and verified."
     ),
 )
-def decisions_sensor(context: dg.SensorEvaluationContext, settings: SettingsParam):
+def decisions_sensor(context: dg.SensorEvaluationContext, decision_store: DecisionStoreResource):
     """Record a new version of ``review_decisions`` only when the store changed since the
     version the instance last recorded (by this sensor, ``curation run`` or the demo), so
     a fresh UI after the demo starts nothing."""
-    event = review_decisions_event(settings)
+    event = review_decisions_event(decision_store.file)
     count = event.metadata["decisions"].value
     if count == 0:
-        return dg.SkipReason(f"the decision store {settings.decision_store} is empty")
+        return dg.SkipReason(f"the decision store {decision_store.path} is empty")
     marker = event.metadata["marker"].value
     if marker in (context.cursor, recorded_decisions_marker(context.instance)):
         context.update_cursor(marker)
@@ -52,16 +49,16 @@ def decisions_sensor(context: dg.SensorEvaluationContext, settings: SettingsPara
     return dg.SensorResult(asset_events=[event])
 
 
-def review_decisions_event(settings: Settings) -> dg.AssetMaterialization:
-    """A version of ``review_decisions``: the store's size and newest decision."""
-    count, newest = decisions.high_water_mark(settings.decision_store)
+def review_decisions_event(store: Path) -> dg.AssetMaterialization:
+    """A version of ``review_decisions``: the size and newest decision of ``store``."""
+    count, newest = decisions.high_water_mark(store)
     return dg.AssetMaterialization(
         asset_key="review_decisions",
         metadata={
             "decisions": count,
             "newest_recorded_at": str(newest),
             "marker": f"{count}:{newest}",
-            "store": dg.MetadataValue.path(str(settings.decision_store)),
+            "store": dg.MetadataValue.path(str(store)),
         },
     )
 

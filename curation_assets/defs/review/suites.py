@@ -3,13 +3,8 @@ audit checks before ``review_queue``, ``reviewed`` and ``verified`` are publishe
 the decision store's integrity check checks."""
 
 from curation_assets.config import Settings
-from curation_assets.curation.expectations import Validation, expect
+from curation_assets.curation.expectations import Validation, expect, labels_in
 from curation_assets.curation.review import agreement, decisions, review_stage
-
-
-def allowed_labels(settings: Settings) -> tuple[str, ...]:
-    """Allowed labels a correction must use (classification with a label set only)."""
-    return settings.labels if settings.task_type == "classification" else ()
 
 
 def review_decisions_expectations(settings: Settings) -> list[Validation]:
@@ -40,17 +35,7 @@ def review_decisions_expectations(settings: Settings) -> list[Validation]:
             "edits",
             "SELECT corrected_response FROM decisions WHERE decision = 'edit'",
             [expect("ExpectColumnValuesToNotBeNull", column="corrected_response")]
-            + (
-                [
-                    expect(
-                        "ExpectColumnValuesToBeInSet",
-                        column="corrected_response",
-                        value_set=list(settings.labels),
-                    )
-                ]
-                if settings.task_type == "classification" and settings.labels
-                else []
-            ),
+            + labels_in(settings.allowed_labels, column="corrected_response"),
         ),
         Validation(
             "append_only",
@@ -137,12 +122,7 @@ def reviewed_expectations(settings: Settings) -> list[Validation]:
         expect("ExpectColumnValuesToBeInSet", column="decision", value_set=["accept", "edit"]),
         expect("ExpectColumnValueLengthsToBeBetween", column="response", min_value=1),
     ]
-    if settings.labels and settings.task_type == "classification":
-        rows.append(
-            expect(
-                "ExpectColumnValuesToBeInSet", column="response", value_set=list(settings.labels)
-            )
-        )
+    rows += labels_in(settings.allowed_labels)
     return [
         Validation("rows", "SELECT * FROM reviewed", rows),
         Validation(  # checked only once enough examples have two or more reviews
@@ -176,12 +156,7 @@ def verified_expectations(settings: Settings) -> list[Validation]:
         ),
         expect("ExpectTableRowCountToBeBetween", min_value=settings.min_verified_examples),
     ]
-    if settings.labels and settings.task_type == "classification":
-        rows.append(
-            expect(
-                "ExpectColumnValuesToBeInSet", column="response", value_set=list(settings.labels)
-            )
-        )
+    rows += labels_in(settings.allowed_labels)
     return [
         Validation("rows", "SELECT * FROM verified", rows),
         Validation(

@@ -66,6 +66,15 @@ def audit_and_publish(
     return audit, outcome
 
 
+def publish_audited(
+    con, settings: Settings, asset: str, validations: list[Validation], tables: list[str] = ()
+) -> tuple[dg.AssetCheckResult, Outcome]:
+    """:func:`audit_and_publish` for a single-table asset (plus its bookkeeping ``tables``):
+    the ``expectations`` check result of ``asset`` and what happened to its version."""
+    audit, outcome = audit_and_publish(con, settings, validations, [asset, *tables])
+    return audit_result(asset, audit, outcome), outcome
+
+
 def audit_result(
     asset: str,
     result: SuiteResult,

@@ -18,7 +18,7 @@ from curation_assets.curation import publish
 from curation_assets.curation.expectations import Validation, expect
 from curation_assets.curation.training import registry
 from curation_assets.defs.automation.conditions import ON_NEW_PASSING_DATA
-from curation_assets.defs.resources import GPU_POOL, SettingsParam
+from curation_assets.defs.resources import GPU_POOL, SettingsParam, TrainingClientResource
 from curation_assets.defs.shared.checks import gx_suite_check, snapshot_dir
 from curation_assets.defs.shared.gate import require_upstream_checks_passed
 from curation_assets.defs.shared.metadata import (
@@ -30,7 +30,6 @@ from curation_assets.defs.shared.metadata import (
 )
 from curation_assets.defs.shared.run_config import FineTuneConfig
 
-GROUP = "training"
 #: The script's own check, reported through Pipes (severity WARN: it never blocks).
 CONVERGENCE_CHECK = "training_converged"
 #: Exit status of pipes_train for a failure that retrying cannot fix.
@@ -80,9 +79,7 @@ def _no_retry(message: str, **metadata: object) -> dg.Failure:
         "response). Saved with its manifest and model card under the models folder and "
         "registered in the warehouse (`models`, `model_examples`)."
     ),
-    group_name=GROUP,
     kinds={"transformers", "pytorch"},
-    owners=["team:ml"],
     pool=GPU_POOL,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=15),
     automation_condition=ON_NEW_PASSING_DATA,
@@ -99,7 +96,7 @@ def fine_tuned_model(
     config: FineTuneConfig,
     duckdb: DuckDBResource,
     settings: SettingsParam,
-    training_client: dg.ResourceParam[dg.PipesClient],
+    training_client: TrainingClientResource,
 ):
     from curation_assets.curation.training.launch import training_launch
     from curation_assets.curation.training.params import TrainParams, normalize_task
@@ -111,8 +108,7 @@ def fine_tuned_model(
         params = TrainParams.from_dict(train_params(settings))
     except ValueError as exc:
         raise _no_retry(f"invalid fine-tune settings: {exc}") from exc
-    local = isinstance(training_client, dg.PipesSubprocessClient)
-    if settings.require_gpu and local:
+    if settings.require_gpu and training_client.local:
         from curation_assets.curation.training.params import require_gpu_message
 
         problem = require_gpu_message()
@@ -136,9 +132,7 @@ def fine_tuned_model(
         report_convergence_check=True,
     )
     try:
-        invocation = training_client.run(
-            context=context, command=launch.command, extras=launch.extras, env=launch.env
-        )
+        invocation = training_client.run(context, launch)
     except dg.DagsterPipesExecutionError as exc:
         error_file = model_dir / "TRAINING_ERROR.txt"
         reason = error_file.read_text().strip() if error_file.is_file() else str(exc)
