@@ -16,20 +16,21 @@ Each stage is timed (wall) and its CPU is measured for this process and its chil
 (pool workers are forked, so their CPU time is collected when the pool is joined).
 """
 
-import argparse
 import json
 import os
-import resource
 import shutil
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
+# The datatrove venv does not have the product installed; ``common`` needs the standard
+# library only.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def _cpu() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+from benchmarks import common  # noqa: E402
+
+#: CPU of this process and of its pool workers (forked; counted once joined).
+_CPU = partial(common.cpu_seconds, own=True, children=True)
 
 
 def _count(stats, name_part: str, key: str) -> int:
@@ -41,7 +42,7 @@ def _count(stats, name_part: str, key: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--input", type=Path, required=True, help="folder of Parquet shards")
     parser.add_argument("--work", type=Path, required=True, help="scratch folder (emptied)")
     parser.add_argument("--workers", type=int, default=2)
@@ -90,12 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             logging_dir=str(work / "logs" / name),
             start_method="fork",
         )
-        wall, cpu = time.perf_counter(), _cpu()
-        stats = executor.run()
-        out["stages"][name] = {
-            "seconds": round(time.perf_counter() - wall, 3),
-            "cpu_seconds": round(_cpu() - cpu, 3),
-        }
+        with common.Timer(cpu_clock=_CPU) as timer:
+            stats = executor.run()
+        out["stages"][name] = {"seconds": round(timer.wall, 3), "cpu_seconds": round(timer.cpu, 3)}
         return stats
 
     stats = run(

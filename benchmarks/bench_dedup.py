@@ -13,15 +13,11 @@ Jaccard falls in a target bin; the copy comes later. Recall = planted pairs whos
 lands in the original's cluster. Exits 0 with a message when ``../shared`` is absent.
 """
 
-import argparse
-import json
 import os
 import random
 import re
-import resource
 import sys
 import tempfile
-import time
 import unicodedata
 from pathlib import Path
 
@@ -29,16 +25,17 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain script
 
+from benchmarks import common  # noqa: E402
+from benchmarks.common import Timer, create_table, log_json, peak_rss_gb  # noqa: E402
 from curation_assets.curation.filtering import dedup  # noqa: E402
 from curation_assets.curation.filtering.decontamination import (  # noqa: E402
     DecontaminationConfig,
     find_contamination,
 )
 
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = common.SHARED_DATA
 BINS = [(0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.0)]
 NO_INPUT = {"", "<noinput>", "<no input>", "noinput", "none", "n/a", "null"}
 
@@ -49,22 +46,17 @@ NO_INPUT = {"", "<noinput>", "<no input>", "noinput", "none", "n/a", "null"}
 def load_pool() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Real (prompt, response) records, and held-out evaluation texts (banking77 test)."""
     rows = []
-    for path in sorted((SHARED / "instructions" / "alpaca_libre_raw").glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            prompt, extra = item.get("instruction") or "", item.get("input") or ""
-            if extra.strip().lower() not in NO_INPUT:
-                prompt = f"{prompt}\n\n{extra}"
-            if prompt.strip() and (item.get("output") or "").strip():
-                rows.append(("alpaca", prompt, item["output"]))
-    train = pd.read_csv(SHARED / "banking77" / "train.csv")
-    rows += [("banking77", t, c) for t, c in zip(train["text"], train["category"], strict=True)]
+    for item in common.alpaca_raw_records():
+        prompt, extra = item.get("instruction") or "", item.get("input") or ""
+        if extra.strip().lower() not in NO_INPUT:
+            prompt = f"{prompt}\n\n{extra}"
+        if prompt.strip() and (item.get("output") or "").strip():
+            rows.append(("alpaca", prompt, item["output"]))
+    train = common.banking77("train")
+    rows += [("banking77", t, c) for t, c in zip(train["text"], train["label"], strict=True)]
     pool = pd.DataFrame(rows, columns=["source", "prompt", "response"])
     pool = pool.drop_duplicates(["prompt", "response"], ignore_index=True)
-    test = pd.read_csv(SHARED / "banking77" / "test.csv")
+    test = common.banking77("test")
     evaluation = pd.DataFrame(
         {"eval_id": [f"b77-test-{i}" for i in range(len(test))], "text": test["text"]}
     )
@@ -96,35 +88,28 @@ def py_jaccard(a: str, b: str, n: int = 5) -> float:
 # --------------------------------------------------------------------------- generation
 
 
-class Generator:
+class Generator(common.WordEdits):
     """Background records, light edits and planted pairs from the real pool."""
 
     def __init__(self, pool: pd.DataFrame, seed: int) -> None:
-        self.rng = random.Random(seed)
         self.prompts = [p.split() for p in pool["prompt"]]
         self.responses = [r.split() for r in pool["response"]]
-        self.vocab = [w for toks in self.prompts + self.responses for w in toks]
-
-    def _word(self) -> str:
-        return self.vocab[self.rng.randrange(len(self.vocab))]
-
-    def substitute(self, tokens: list[str], rate: float) -> list[str]:
-        rng = self.rng
-        return [self._word() if rng.random() < rate else t for t in tokens]
+        vocab = [w for toks in self.prompts + self.responses for w in toks]
+        super().__init__(random.Random(seed), vocab)
 
     def edit(self, tokens: list[str]) -> list[str]:
         """One random word operation: substitute, delete, insert or swap."""
         out = list(tokens)
         op = self.rng.randrange(4)
         if not out:
-            return [self._word()]
+            return [self.word()]
         i = self.rng.randrange(len(out))
         if op == 0:
-            out[i] = self._word()
+            out[i] = self.word()
         elif op == 1 and len(out) > 1:
             del out[i]
         elif op == 2:
-            out.insert(i, self._word())
+            out.insert(i, self.word())
         elif len(out) > 1:
             j = min(i + 1, len(out) - 1) if i + 1 < len(out) else i - 1
             out[i], out[j] = out[j], out[i]
@@ -262,26 +247,6 @@ def build_corpus(
 # --------------------------------------------------------------------------- measuring
 
 
-class Timer:
-    def __enter__(self) -> "Timer":
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self.wall
-        self.cpu = time.process_time() - self.cpu
-
-
-def rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-
-
-def load(con: duckdb.DuckDBPyConnection, corpus: pd.DataFrame, table: str = "corpus") -> None:
-    con.register("_frame", corpus)
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _frame")
-    con.unregister("_frame")
-
-
 def clusters(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     rows = con.execute("SELECT record_id, cluster_id FROM minhash_docs").fetchall()
     return dict(rows)
@@ -335,7 +300,7 @@ def quality(con, corpus, planted, configs, thresholds) -> list[dict]:
                 else None
             )
             out.append(row)
-            print(json.dumps(row), flush=True)
+            log_json(row)
     return out
 
 
@@ -357,7 +322,7 @@ def throughput(con, table: str, n: int, cfg: dedup.MinHashConfig) -> dict:
         "flagged": res.new_near_duplicates,
         "candidates": res.candidate_pairs,
         "stages_s": {k: round(v, 2) for k, v in res.seconds.items()},
-        "peak_rss_gb": round(rss_gb(), 2),
+        "peak_rss_gb": round(peak_rss_gb(), 2),
     }
 
 
@@ -394,9 +359,8 @@ def incremental(
             "ingested_at": pd.Timestamp("2026-11-08"),
         }
     )
-    con.register("_batch", batch)
-    con.execute("INSERT INTO corpus SELECT * FROM _batch")
-    con.unregister("_batch")
+    with common.registered(con, "_batch", batch):
+        con.execute("INSERT INTO corpus SELECT * FROM _batch")
     before = con.execute(
         "SELECT count(*), sum(hash(record_id, cluster_id)) FROM minhash_docs "
     ).fetchall()[0]
@@ -454,15 +418,14 @@ def decontamination(con, evaluation: pd.DataFrame, n_plant: int, seed: int) -> d
             "text": evaluation["text"].to_numpy()[picks],
         }
     )
-    con.register("_planted", planted)
-    con.execute(
-        "CREATE OR REPLACE TABLE decon_train AS SELECT c.record_id, "
-        "CASE WHEN p.text IS NULL THEN c.prompt ELSE 'Customer wrote: ' || upper(p.text) || "
-        "' Classify the intent.' END AS prompt, c.response FROM corpus c "
-        "LEFT JOIN _planted p USING (record_id)"
-    )
-    con.unregister("_planted")
-    n = con.execute("SELECT count(*) FROM decon_train").fetchall()[0][0]
+    with common.registered(con, "_planted", planted):
+        con.execute(
+            "CREATE OR REPLACE TABLE decon_train AS SELECT c.record_id, "
+            "CASE WHEN p.text IS NULL THEN c.prompt ELSE 'Customer wrote: ' || upper(p.text) || "
+            "' Classify the intent.' END AS prompt, c.response FROM corpus c "
+            "LEFT JOIN _planted p USING (record_id)"
+        )
+    n = common.scalar(con, "SELECT count(*) FROM decon_train")
     with Timer() as timer:
         found = find_contamination(con, evaluation, "decon_train", config=cfg)
     keys = set(zip(found.record_id, found.eval_id, strict=True))
@@ -488,7 +451,7 @@ def decontamination(con, evaluation: pd.DataFrame, n_plant: int, seed: int) -> d
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--n", type=int, default=100_000, help="quality/throughput corpus")
     parser.add_argument("--large", type=int, default=0, help="also a full run + 1%% batch")
     parser.add_argument("--dup-rate", type=float, default=0.1)
@@ -501,14 +464,16 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bench_dedup")
     parser.add_argument("--json", type=Path, help="write all results here")
     args = parser.parse_args()
-    if not SHARED.exists():
-        print(f"skipped: {SHARED} not found (the benchmark needs the shared real data)")
+    if common.missing(
+        f"skipped: {SHARED} not found (the benchmark needs the shared real data)", SHARED
+    ):
         return 0
     results: dict = {"cores": os.cpu_count()}
     cfg = dedup.MinHashConfig()
     warm = duckdb.connect()  # import rensa/scipy once, outside the timings
-    load(
+    create_table(
         warm,
+        "corpus",
         pd.DataFrame(
             {
                 "record_id": ["a", "b"],
@@ -526,7 +491,7 @@ def main() -> int:
             corpus, planted = build_corpus(
                 args.n, args.dup_rate, args.per_bin, args.seed, args.cache
             )
-            load(con, corpus)
+            create_table(con, "corpus", corpus)
             words = con.execute(
                 "SELECT avg(length(prompt || ' ' || response)), "
                 "avg(len(string_split(prompt || ' ' || response, ' '))) "
@@ -539,38 +504,38 @@ def main() -> int:
                 "kinds": corpus["kind"].value_counts().to_dict(),
                 "planted_per_bin": planted["bin"].value_counts().to_dict(),
             }
-            print(json.dumps(results["corpus"], default=str), flush=True)
+            log_json(results["corpus"])
             results["throughput_n"] = throughput(con, "corpus", len(corpus), cfg)
-            print(json.dumps(results["throughput_n"]), flush=True)
+            log_json(results["throughput_n"])
             configs = {"14x8 (FineWeb)": cfg, "20x5": dedup.MinHashConfig(bands=20, rows=5)}
             results["quality"] = quality(con, corpus, planted, configs, [0.7, 0.8, 0.9])
             _, evaluation = load_pool()
             results["decontamination"] = decontamination(con, evaluation, 1000, args.seed)
-            print(json.dumps(results["decontamination"], default=str), flush=True)
+            log_json(results["decontamination"])
         if args.large:
             con.close()
-            os.remove(Path(tmp) / "bench.duckdb")
+            common.remove_database(Path(tmp) / "bench.duckdb")
             con = duckdb.connect(str(Path(tmp) / "bench.duckdb"))
             with Timer() as gen_timer:
                 corpus, _ = build_corpus(
                     args.large, args.dup_rate, 0, args.seed, args.cache, args.large_min_words
                 )
             print(f"corpus {len(corpus)} ready in {gen_timer.wall:.0f}s", flush=True)
-            load(con, corpus)
+            create_table(con, "corpus", corpus)
             results["throughput_large"] = throughput(con, "corpus", len(corpus), cfg)
-            print(json.dumps(results["throughput_large"]), flush=True)
+            log_json(results["throughput_large"])
             pool, _ = load_pool()
             gen = Generator(pool, args.seed + 2)
             results["incremental"] = incremental(
                 con, corpus, gen, results["throughput_large"], cfg, args.seed, args.large_min_words
             )
-            print(json.dumps(results["incremental"]), flush=True)
+            log_json(results["incremental"])
             results["index_file_mb"] = round(os.path.getsize(Path(tmp) / "bench.duckdb") / 1e6)
         con.close()
-    results["peak_rss_gb"] = round(rss_gb(), 2)
+    results["peak_rss_gb"] = round(peak_rss_gb(), 2)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str))
-    print(json.dumps({"peak_rss_gb": results["peak_rss_gb"]}))
+        common.write_json(args.json, results)
+    log_json({"peak_rss_gb": results["peak_rss_gb"]})
     return 0
 
 

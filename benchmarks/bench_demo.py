@@ -19,12 +19,10 @@ Writes ``benchmarks/RESULTS_demo.md`` (the README's demo tables come from it).
         [--env CURATION_LADDER_TRAINER=finetune --env CURATION_LADDER_STEPS=125]
 """
 
-import argparse
 import hashlib
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +32,11 @@ from typing import Any
 
 import duckdb
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain script
+
+from benchmarks import common  # noqa: E402
+from benchmarks.common import REPO, md_table  # noqa: E402
+
 DEFAULT_OUT = REPO / "benchmarks/RESULTS_demo.md"
 DEFAULT_SEED = 13
 #: Columns that record when a run wrote a row, not what (left out of the content hash).
@@ -52,27 +54,26 @@ def run_demo(seed: int, work: Path, extra_env: dict[str, str] | None = None) -> 
         "CURATION_SEED": str(seed),
         **(extra_env or {}),
     }
-    started = time.perf_counter()
-    done = subprocess.run(
-        [str(REPO / ".venv/bin/curation"), "demo"],
-        env=env,
-        cwd=work,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - started
+    with common.Timer() as timer:
+        done = subprocess.run(
+            [str(REPO / ".venv/bin/curation"), "demo"],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if done.returncode != 0:
         sys.exit(f"demo (seed {seed}) failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
-        return {"seed": seed, "wall_s": round(wall), **read_figures(con)}
+        return {"seed": seed, "wall_s": round(timer.wall), **read_figures(con)}
 
 
 def read_figures(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Counts, the hash of ``verified``'s content, the fine-tune's scores, the ladder."""
 
     def scalar(sql: str) -> Any:
-        return con.execute(sql).fetchone()[0]
+        return common.scalar(con, sql)
 
     columns = [
         c
@@ -127,12 +128,8 @@ def _same(runs: list[dict[str, Any]]) -> bool:
 
 
 def _spread(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.3f}"
-    return (
-        f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} "
-        f"({min(values):.3f}-{max(values):.3f})"
-    )
+    text = common.mean_sd(values)
+    return text if len(values) < 2 else f"{text} ({min(values):.3f}-{max(values):.3f})"
 
 
 def report(
@@ -163,17 +160,37 @@ def report(
             else "NOT identical** (see the per-run table)."
         ),
         "",
-        "| run | seed | raw | filtered | reviewed | verified (train / validation) | "
-        "verified hash | fine-tune accuracy | macro-F1 | wall s |",
-        "|---|---:|---:|---:|---:|---|---|---:|---:|---:|",
+        *md_table(
+            [
+                "run",
+                "seed",
+                "raw",
+                "filtered",
+                "reviewed",
+                "verified (train / validation)",
+                "verified hash",
+                "fine-tune accuracy",
+                "macro-F1",
+                "wall s",
+            ],
+            [
+                (
+                    i,
+                    r["seed"],
+                    f"{r['raw']:,}",
+                    f"{r['filtered']:,}",
+                    f"{r['reviewed']:,}",
+                    f"{r['verified']} ({r['verified_train']} / {r['verified_validation']})",
+                    f"`{r['verified_hash']}`",
+                    f"{r['fine_tune_accuracy']:.3f}",
+                    f"{r['fine_tune_macro_f1']:.3f}",
+                    r["wall_s"],
+                )
+                for i, r in enumerate([*repeats, *others], 1)
+            ],
+            align="lrrrrllrrr",
+        ),
     ]
-    for i, r in enumerate([*repeats, *others], 1):
-        lines.append(
-            f"| {i} | {r['seed']} | {r['raw']:,} | {r['filtered']:,} | {r['reviewed']:,} | "
-            f"{r['verified']} ({r['verified_train']} / {r['verified_validation']}) | "
-            f"`{r['verified_hash']}` | {r['fine_tune_accuracy']:.3f} | "
-            f"{r['fine_tune_macro_f1']:.3f} | {r['wall_s']} |"
-        )
     steps = first["ladder"][0]
     lines += [
         "",
@@ -182,15 +199,24 @@ def report(
         f"{first['validation_examples']} validation examples (the same for every rung), "
         f"{steps['steps']} optimizer steps of {steps['batch_size']} per rung, `{trainer}` trainer.",
         "",
-        "| rung | examples | review hours (expert) | validation accuracy | macro-F1 |",
-        "|---|---:|---:|---:|---:|",
+        *md_table(
+            ["rung", "examples", "review hours (expert)", "validation accuracy", "macro-F1"],
+            align="lrrrr",
+        ),
     ]
     for rung in first["ladder"]:
         accuracy = "skipped" if rung["accuracy"] is None else f"{rung['accuracy']:.3f}"
         f1 = "" if rung["macro_f1"] is None else f"{rung['macro_f1']:.3f}"
         lines.append(
-            f"| {rung['dataset']} | {rung['examples']:,} | {rung['review_hours']:.1f} "
-            f"({rung['expert_hours']:.1f}) | {accuracy} | {f1} |"
+            common.md_row(
+                [
+                    rung["dataset"],
+                    f"{rung['examples']:,}",
+                    f"{rung['review_hours']:.1f} ({rung['expert_hours']:.1f})",
+                    accuracy,
+                    f1,
+                ]
+            )
         )
     runs = [first, *others]
     if len(runs) > 1:
@@ -201,17 +227,25 @@ def report(
             "",
             "Mean ± standard deviation (min-max) of the validation accuracy.",
             "",
-            "| what | examples | accuracy |",
-            "|---|---|---|",
-            f"| fine-tune (`fine_tuned_model`) | {_values(runs, 'verified_train')} | "
-            f"{_spread([r['fine_tune_accuracy'] for r in runs])} |",
+            *md_table(
+                ["what", "examples", "accuracy"],
+                [
+                    (
+                        "fine-tune (`fine_tuned_model`)",
+                        _values(runs, "verified_train"),
+                        _spread([r["fine_tune_accuracy"] for r in runs]),
+                    )
+                ],
+            ),
         ]
         for i, rung in enumerate(first["ladder"]):
             scores = [r["ladder"][i]["accuracy"] for r in runs]
             if None in scores:
                 continue
             sizes = [r["ladder"][i]["examples"] for r in runs]
-            lines.append(f"| ladder: {rung['dataset']} | {_range(sizes)} | {_spread(scores)} |")
+            lines.append(
+                common.md_row([f"ladder: {rung['dataset']}", _range(sizes), _spread(scores)])
+            )
     lines += ["", "Raw figures:", "", "```json", json.dumps([*repeats, *others], indent=1)]
     lines += ["```", ""]
     return "\n".join(lines)
@@ -227,7 +261,7 @@ def _range(values: list[int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--repeats", type=int, default=2, help="runs at the default seed")
     parser.add_argument(
         "--seeds", default="14,15", help="extra seeds, one run each (comma list, may be empty)"

@@ -9,19 +9,22 @@ measure (word 4-gram shingles, precision and recall averaged over pages, F1 of t
 plus a plain bag-of-words F1. The PII section also scores Presidio when it is installed.
 """
 
-import argparse
 import gzip
 import json
 import re
 import statistics
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-BENCH = SHARED / "article_extraction_benchmark"
-DOLMA = SHARED / "web_raw_dolma"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain script
+
+from benchmarks import common  # noqa: E402
+from benchmarks.common import Timer  # noqa: E402
+
+SHARED = common.SHARED_DATA
+BENCH = common.ARTICLES
+DOLMA = common.DOLMA
 _TOKEN = re.compile(r"\w+")
 
 
@@ -59,15 +62,15 @@ def score(truths: dict[str, str], preds: dict[str, str | None], n: int) -> dict[
 def bench_extraction() -> tuple[dict, list[str]]:
     from curation_assets.curation.ingest.documents import extract
 
-    truth = json.loads((BENCH / "ground-truth.json").read_text())
+    truth = common.article_truth()
     pages = {p.name.split(".")[0]: gzip.decompress(p.read_bytes()) for p in BENCH.glob("html/*.gz")}
     truths = {k: truth[k].get("articleBody", "") for k in pages}
     results, texts = {}, []
     extract(next(iter(pages.values())))  # imports and first-call set-up outside the timing
     for precision in (True, False):
-        start = time.perf_counter()
-        found = {k: extract(html, favor_precision=precision) for k, html in pages.items()}
-        seconds = time.perf_counter() - start
+        with Timer() as timer:
+            found = {k: extract(html, favor_precision=precision) for k, html in pages.items()}
+        seconds = timer.wall
         preds = {k: f.text for k, f in found.items()}
         results[f"favor_precision={precision}"] = {
             "pages": len(pages),
@@ -87,9 +90,9 @@ def bench_warc() -> tuple[dict, list[str]]:
     from curation_assets.curation.ingest.documents import read_warc
 
     files = sorted(DOLMA.glob("*.warc.gz"))
-    start = time.perf_counter()
-    frames = [read_warc(f) for f in files]
-    seconds = time.perf_counter() - start
+    with Timer() as timer:
+        frames = [read_warc(f) for f in files]
+    seconds = timer.wall
     docs = sum(len(f) for f in frames)
     texts = [t for f in frames for t in f["text"].dropna()]
     return {
@@ -98,15 +101,6 @@ def bench_warc() -> tuple[dict, list[str]]:
         "with_text": len(texts),
         "docs_per_s": round(docs / seconds, 1),
     }, texts
-
-
-def _other_texts() -> list[str]:
-    texts = [
-        json.loads(line)["text"] for f in DOLMA.glob("cc_en_head-*.jsonl") for line in f.open()
-    ]
-    with gzip.open(DOLMA / "provided-documents-000.json.gz", "rt") as handle:
-        texts += [json.loads(line)["text"] for line in handle]
-    return texts
 
 
 def bench_rules(pool: list[str], n_docs: int) -> dict:
@@ -119,11 +113,10 @@ def bench_rules(pool: list[str], n_docs: int) -> dict:
     rng = np.random.default_rng(0)
     sample = [pool[i] for i in rng.integers(0, len(pool), n_docs)]
     con = duckdb.connect()
-    con.register("_docs", pd.DataFrame({"prompt": sample}))
-    con.execute("CREATE TABLE docs AS SELECT row_number() OVER () AS record_id, prompt FROM _docs")
-    con.register("_pool", pd.DataFrame({"prompt": pool}))
-    con.execute("CREATE TABLE pool AS SELECT row_number() OVER () AS record_id, prompt FROM _pool")
-    threads = con.sql("SELECT current_setting('threads')").fetchall()[0][0]
+    numbered = "row_number() OVER () AS record_id, prompt"
+    common.create_table(con, "docs", pd.DataFrame({"prompt": sample}), numbered)
+    common.create_table(con, "pool", pd.DataFrame({"prompt": pool}), numbered)
+    threads = common.duckdb_threads(con)
     families = {
         "gopher_quality": rd.gopher_quality_rules(),
         "gopher_repetition": rd.gopher_repetition_rules(),
@@ -137,13 +130,12 @@ def bench_rules(pool: list[str], n_docs: int) -> dict:
     out: dict = {"docs": n_docs, "pool": len(pool), "duckdb_threads": threads, "families": {}}
     for name, rules in families.items():
         flags = ", ".join(f"coalesce({r.condition}, TRUE) AS rule_{r.name}" for r in rules)
-        start = time.perf_counter()
-        con.execute(f"CREATE OR REPLACE TABLE flags AS SELECT record_id, {flags} FROM docs")
-        seconds = time.perf_counter() - start
+        with Timer() as timer:
+            con.execute(f"CREATE OR REPLACE TABLE flags AS SELECT record_id, {flags} FROM docs")
         out["families"][name] = {
             "rules": len(rules),
-            "seconds": round(seconds, 2),
-            "docs_per_s": round(n_docs / seconds),
+            "seconds": round(timer.wall, 2),
+            "docs_per_s": round(n_docs / timer.wall),
         }
     rules = rd.document_rules()
     flags = ", ".join(f"coalesce({r.condition}, TRUE) AS rule_{r.name}" for r in rules)
@@ -165,10 +157,9 @@ def bench_langid(pool: list[str], n_docs: int) -> dict:
     detect(sample[:10])
     out = {"docs": n_docs, "mean_chars": round(float(np.mean([len(t) for t in sample])))}
     for max_chars in (200, DEFAULT_MAX_CHARS, 100_000):
-        start = time.perf_counter()
-        langs, scores = detect(sample, max_chars=max_chars)
-        seconds = time.perf_counter() - start
-        out[f"max_chars={max_chars}"] = {"docs_per_s": round(n_docs / seconds)}
+        with Timer() as timer:
+            detect(sample, max_chars=max_chars)
+        out[f"max_chars={max_chars}"] = {"docs_per_s": round(n_docs / timer.wall)}
     langs, scores = detect(pool)
     out["pool_languages"] = dict(Counter(langs).most_common(8))
     out["pool_en_with_score_0.65"] = round(float(np.mean((langs == "en") & (scores >= 0.65))), 3)
@@ -312,15 +303,14 @@ def bench_pii(pool: list[str], n_docs: int) -> dict:
     from curation_assets.curation.filtering.pii import redact_many
 
     sample = (pool * (n_docs // len(pool) + 1))[:n_docs]
-    start = time.perf_counter()
-    _, spans = redact_many(sample)
-    seconds = time.perf_counter() - start
+    with Timer() as timer:
+        _, spans = redact_many(sample)
     out: dict = {
         "docs": n_docs,
         "mean_chars": round(sum(map(len, sample)) / n_docs),
         "ours": {
-            "docs_per_s": round(n_docs / seconds),
-            "M_chars_per_s": round(sum(map(len, sample)) / seconds / 1e6, 1),
+            "docs_per_s": round(n_docs / timer.wall),
+            "M_chars_per_s": round(sum(map(len, sample)) / timer.wall / 1e6, 1),
             "labelled_set": score_pii(_ours),
             "findings_in_pool": dict(
                 Counter(s.kind for found in spans[: len(pool)] for s in found)
@@ -330,26 +320,24 @@ def bench_pii(pool: list[str], n_docs: int) -> dict:
     presidio = _presidio_finder()
     if presidio is not None:
         subset = sample[: min(2000, n_docs)]
-        start = time.perf_counter()
-        for text in subset:
-            presidio(text)
-        seconds = time.perf_counter() - start
+        with Timer() as timer:
+            for text in subset:
+                presidio(text)
         out["presidio_blank_spacy"] = {
-            "docs_per_s": round(len(subset) / seconds),
+            "docs_per_s": round(len(subset) / timer.wall),
             "labelled_set": score_pii(presidio),
         }
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--docs", type=int, default=100_000, help="resampled docs for the rules")
     parser.add_argument("--small-docs", type=int, default=20_000, help="docs for langid and PII")
     parser.add_argument("--only", choices=["extraction", "rules", "langid", "pii"], default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
-    if not BENCH.exists() or not DOLMA.exists():
-        print(f"skipped: {SHARED} not found (the benchmark needs ../shared)")
+    if common.missing(f"skipped: {SHARED} not found (the benchmark needs ../shared)", BENCH, DOLMA):
         return 0
     results: dict = {}
     pool: list[str] = []
@@ -358,25 +346,24 @@ def main(argv: list[str] | None = None) -> int:
             results["extraction"], bench_texts = bench_extraction()
             results["warc"], warc_texts = bench_warc()
         else:  # the texts still come from the same pages, untimed
-            from curation_assets.curation.ingest.documents import extract, read_warc
+            from curation_assets.curation.ingest.documents import extract
 
             bench_texts = [
                 t
                 for p in BENCH.glob("html/*.gz")
                 if (t := extract(gzip.decompress(p.read_bytes())).text)
             ]
-            warc_texts = [t for f in DOLMA.glob("*.warc.gz") for t in read_warc(f)["text"].dropna()]
-        pool = bench_texts + warc_texts + _other_texts()
+            warc_texts = common.warc_texts(DOLMA.glob("*.warc.gz"))
+        pool = bench_texts + warc_texts + common.dolma_texts(DOLMA.glob("cc_en_head-*.jsonl"))
     if args.only in (None, "rules"):
         results["rules"] = bench_rules(pool, args.docs)
     if args.only in (None, "langid"):
         results["langid"] = bench_langid(pool, args.small_docs)
     if args.only in (None, "pii"):
         results["pii"] = bench_pii(pool, args.small_docs)
-    text = json.dumps(results, indent=2, ensure_ascii=False)
-    print(text)
+    print(json.dumps(results, indent=2, ensure_ascii=False))
     if args.json:
-        args.json.write_text(text + "\n")
+        common.write_json(args.json, results)
     return 0
 
 

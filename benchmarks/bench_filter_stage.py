@@ -28,14 +28,10 @@ on the same texts. ``compare`` runs both as subprocesses, interleaved, and recor
 time of each and the CPU that other processes used meanwhile (the machine is shared).
 """
 
-import argparse
-import gzip
 import json
 import math
-import os
 import random
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -47,15 +43,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain script
 
+from benchmarks import common  # noqa: E402
+from benchmarks.common import REPO, Timer  # noqa: E402
 from curation_assets.curation.ingest.tables import ensure_tables  # noqa: E402
 from curation_assets.curation.records import NO_INPUT_MARKERS, example_id_sql  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = common.SHARED_DATA
 CACHE = Path(tempfile.gettempdir()) / "bench_filter_stage"
-DT_PYTHON = ROOT / ".venv-datatrove" / "bin" / "python"
+DT_PYTHON = REPO / ".venv-datatrove" / "bin" / "python"
 BATCH = 10_000
 EXACT_RATE, NEAR_RATE = 0.03, 0.07
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“‘'(])")
@@ -66,54 +63,30 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“‘'(])")
 
 def document_pool() -> list[str]:
     """Real document texts: article bodies, WARC pages (extracted), Common Crawl docs."""
-    from curation_assets.curation.ingest.documents import read_warc
-
-    dolma = SHARED / "web_raw_dolma"
-    truth = json.loads((SHARED / "article_extraction_benchmark" / "ground-truth.json").read_text())
-    texts = [v["articleBody"] for v in truth.values() if v.get("articleBody")]
-    texts += [t for f in sorted(dolma.glob("*.warc.gz")) for t in read_warc(f)["text"].dropna()]
-    for path in sorted(dolma.glob("cc_en_head-*.jsonl")):
-        texts += [json.loads(line)["text"] for line in path.open(encoding="utf-8")]
-    with gzip.open(dolma / "provided-documents-000.json.gz", "rt", encoding="utf-8") as handle:
-        texts += [json.loads(line)["text"] for line in handle]
+    texts = [v["articleBody"] for v in common.article_truth().values() if v.get("articleBody")]
+    texts += common.warc_texts(sorted(common.DOLMA.glob("*.warc.gz")))
+    texts += common.dolma_texts(sorted(common.DOLMA.glob("cc_en_head-*.jsonl")))
     return [t for t in texts if t and t.strip()]
 
 
 def pair_pool() -> list[tuple[str, str, str]]:
     """Real alpaca-libre (instruction, input, output) records (malformed lines skipped)."""
-    rows = []
-    for path in sorted((SHARED / "instructions" / "alpaca_libre_raw").glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(item, dict) and isinstance(item.get("instruction"), str):
-                rows.append(
-                    (
-                        item["instruction"],
-                        str(item.get("input") or ""),
-                        str(item.get("output") or ""),
-                    )
-                )
-    return rows
+    return [
+        (item["instruction"], str(item.get("input") or ""), str(item.get("output") or ""))
+        for item in common.alpaca_raw_records()
+        if isinstance(item, dict) and isinstance(item.get("instruction"), str)
+    ]
 
 
 # --------------------------------------------------------------------------- generation
 
 
-class _Edits:
-    def __init__(self, rng: random.Random, vocab: list[str]) -> None:
-        self.rng, self.vocab = rng, vocab
-
-    def word(self) -> str:
-        return self.vocab[self.rng.randrange(len(self.vocab))]
-
-    def substitute(self, text: str, rate: float) -> str:
+class _Edits(common.WordEdits):
+    def substitute_text(self, text: str, rate: float) -> str:
+        """``text`` with each space-separated word replaced with probability ``rate``."""
         if rate <= 0 or not text:
             return text
-        rng = self.rng
-        return " ".join(self.word() if rng.random() < rate else t for t in text.split(" "))
+        return " ".join(self.substitute(text.split(" "), rate))
 
     def edit(self, text: str, k: int) -> str:
         """``k`` random word operations (substitute, delete, insert), newlines kept."""
@@ -168,7 +141,7 @@ class DocumentGenerator:
                 break
         text = "\n".join(out).strip("\n") or self.sentences[0]
         # a window without prose to swap (menus, one short sentence): vary its words instead
-        return text if replaced else self.edits.substitute(text, 0.15)
+        return text if replaced else self.edits.substitute_text(text, 0.15)
 
     def near(self, text: str) -> str:
         words = text.count(" ") + 1
@@ -186,8 +159,8 @@ class PairGenerator:
         instruction, extra, output = self.pool[self.rng.randrange(len(self.pool))]
         e = self.edits
         if extra.strip().lower() not in NO_INPUT_MARKERS:
-            extra = e.substitute(extra, 0.15)
-        return e.substitute(instruction, 0.10), extra, e.substitute(output, 0.20)
+            extra = e.substitute_text(extra, 0.15)
+        return e.substitute_text(instruction, 0.10), extra, e.substitute_text(output, 0.20)
 
     def near(self, row: tuple[str, str, str]) -> tuple[str, str, str]:
         instruction, extra, output = row
@@ -250,7 +223,6 @@ def generate(kind: str, n: int, seed: int = 0) -> Path:
     )
     CACHE.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
-    con.register("_gen", table)
     if kind == "docs":
         select = """*, 'crawl' AS source,
             to_json({'prompt': prompt, 'response': response,
@@ -265,7 +237,10 @@ def generate(kind: str, n: int, seed: int = 0) -> Path:
             to_json({{'instruction': instruction, 'input': input, 'output': output}})::VARCHAR
                 AS original"""
     tmp = path.with_suffix(".tmp.parquet")
-    con.execute(f"COPY (SELECT {select} FROM _gen ORDER BY row_idx) TO '{tmp}' (FORMAT parquet)")
+    with common.registered(con, "_gen", table):
+        con.execute(
+            f"COPY (SELECT {select} FROM _gen ORDER BY row_idx) TO '{tmp}' (FORMAT parquet)"
+        )
     con.close()
     tmp.replace(path)
     print(
@@ -322,8 +297,8 @@ def _stage_config():
 
 
 def _outcome(con: duckdb.DuckDBPyConnection) -> dict:
-    kept = con.execute("SELECT count(*) FROM filtered").fetchall()[0][0]
-    rejected = con.execute("SELECT count(DISTINCT record_id) FROM rejections").fetchall()[0][0]
+    kept = common.scalar(con, "SELECT count(*) FROM filtered")
+    rejected = common.scalar(con, "SELECT count(DISTINCT record_id) FROM rejections")
     per_rule = dict(
         con.execute(
             "SELECT rule, count(*) FROM rejections GROUP BY rule ORDER BY 2 DESC"
@@ -332,28 +307,16 @@ def _outcome(con: duckdb.DuckDBPyConnection) -> dict:
     return {"kept": int(kept), "rejected": int(rejected), "per_rule": per_rule}
 
 
-class _Timed:
-    """Wall and CPU seconds of this process (all its threads) over a block, and the CPU
-    that other processes of the machine used meanwhile (the machine is shared)."""
-
-    def __enter__(self) -> "_Timed":
-        self._wall, self._cpu = time.perf_counter(), time.process_time()
-        self._busy = _busy_seconds()
-        self._load = os.getloadavg()[0]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        wall = time.perf_counter() - self._wall
-        cpu = time.process_time() - self._cpu
-        others = max(0.0, _busy_seconds() - self._busy - cpu)
-        self.result = {
-            "seconds": round(wall, 2),
-            "cpu_seconds": round(cpu, 2),
-            "other_processes_cpu_seconds": round(others, 1),
-            "other_processes_cores": round(others / wall, 2) if wall else 0.0,
-            "loadavg_before": round(self._load, 2),
-            "loadavg_after": round(os.getloadavg()[0], 2),
-        }
+def _timed(timer: Timer) -> dict:
+    """A stage run's seconds, CPU seconds and what other processes used meanwhile."""
+    return {
+        "seconds": round(timer.wall, 2),
+        "cpu_seconds": round(timer.cpu, 2),
+        "other_processes_cpu_seconds": round(timer.others, 1),
+        "other_processes_cores": round(timer.other_cores, 2),
+        "loadavg_before": round(timer.load_before, 2),
+        "loadavg_after": round(timer.load_after, 2),
+    }
 
 
 def run_ours(kind: str, n: int, incremental: bool, keep_db: bool = False) -> dict:
@@ -363,42 +326,38 @@ def run_ours(kind: str, n: int, incremental: bool, keep_db: bool = False) -> dic
         raise SystemExit(f"--n must be a multiple of {BATCH:,} (whole batches)")
     generate(kind, n)
     db = CACHE / f"warehouse-{kind}-{n}.duckdb"
-    for p in (db, db.with_suffix(".duckdb.wal")):
-        p.unlink(missing_ok=True)
+    common.remove_database(db)
     con = duckdb.connect(str(db))
-    threads = int(con.sql("SELECT current_setting('threads')").fetchall()[0][0])
-    out: dict = {"kind": kind, "records": n, "duckdb_threads": threads}
+    out: dict = {"kind": kind, "records": n, "duckdb_threads": common.duckdb_threads(con)}
     out["load_seconds"] = round(load(con, kind, 0, n), 2)
     cfg = _stage_config()
-    with _Timed() as timed:
+    with Timer(machine=True) as timer:
         report = filter_stage.run_stage(con, cfg)
     out["full"] = {
-        **timed.result,
+        **_timed(timer),
         "steps": dict(report.seconds),
         "new_records": dict(getattr(report, "new_records", {})),
         **_outcome(con),
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "peak_rss_gb": round(common.peak_rss_gib(), 2),
     }
     if incremental:
         extra = max(1, n // 100)  # one new batch of 1% (its rows follow the first n)
         out["increment_records"] = extra
         out["increment_load_seconds"] = round(load(con, kind, n, n + extra), 2)
-        with _Timed() as timed:
+        with Timer(machine=True) as timer:
             report = filter_stage.run_stage(con, cfg)
+        timed = _timed(timer)
         out["incremental"] = {
-            **timed.result,
+            **timed,
             "steps": dict(report.seconds),
             "new_records": dict(getattr(report, "new_records", {})),
             **_outcome(con),
-            "share_of_full_run": round(timed.result["seconds"] / out["full"]["seconds"], 4),
-            "share_of_full_run_cpu": round(
-                timed.result["cpu_seconds"] / out["full"]["cpu_seconds"], 4
-            ),
+            "share_of_full_run": round(timed["seconds"] / out["full"]["seconds"], 4),
+            "share_of_full_run_cpu": round(timed["cpu_seconds"] / out["full"]["cpu_seconds"], 4),
         }
     con.close()
     if not keep_db:
-        for p in (db, db.with_suffix(".duckdb.wal")):
-            p.unlink(missing_ok=True)
+        common.remove_database(db)
     return out
 
 
@@ -433,7 +392,7 @@ def run_datatrove(kind: str, n: int, workers: int) -> dict:
     log = CACHE / f"dt-{kind}-{n}.log"
     with log.open("w") as err:
         proc = subprocess.run(
-            [str(DT_PYTHON), str(ROOT / "benchmarks" / "_datatrove_runner.py"),
+            [str(DT_PYTHON), str(REPO / "benchmarks" / "_datatrove_runner.py"),
              "--input", str(folder), "--work", str(work), "--workers", str(workers)],
             stdout=subprocess.PIPE, stderr=err, text=True, check=True,
         )  # fmt: skip
@@ -444,33 +403,17 @@ def run_datatrove(kind: str, n: int, workers: int) -> dict:
 # --------------------------------------------------------------------------- comparison
 
 
-def _busy_seconds() -> float:
-    """CPU seconds all processes of the machine have used since boot (from /proc/stat)."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _child_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 def measured(cmd: list[str]) -> dict:
     """Run ``cmd`` (prints JSON last); add its total CPU and the CPU of other processes."""
-    wall, busy, cpu = time.perf_counter(), _busy_seconds(), _child_cpu()
-    load_before = os.getloadavg()[0]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
-    wall = time.perf_counter() - wall
-    own = _child_cpu() - cpu
-    others = max(0.0, _busy_seconds() - busy - own)
+    with Timer(machine=True, cpu_clock=lambda: common.cpu_seconds(own=False, children=True)) as t:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["machine"] = {
-        "process_wall_seconds": round(wall, 1),
-        "process_cpu_seconds": round(own, 1),
-        "other_processes_cpu_seconds": round(others, 1),
-        "other_processes_cores": round(others / wall, 2),
-        "loadavg_before": round(load_before, 2),
+        "process_wall_seconds": round(t.wall, 1),
+        "process_cpu_seconds": round(t.cpu, 1),
+        "other_processes_cpu_seconds": round(t.others, 1),
+        "other_processes_cores": round(t.other_cores, 2),
+        "loadavg_before": round(t.load_before, 2),
     }
     return result
 
@@ -492,7 +435,7 @@ def compare(kind: str, sizes: list[int], workers: int, rounds: int) -> dict:
                 runs.append(result)
                 with (CACHE / "runs.jsonl").open("a") as handle:  # every run, as it ends
                     handle.write(json.dumps(result, ensure_ascii=False) + "\n")
-                print(json.dumps(_summary(result)), file=sys.stderr, flush=True)
+                common.log_json(_summary(result), file=sys.stderr)
     return {"kind": kind, "runs": runs, "summary": [_summary(r) for r in runs]}
 
 
@@ -520,7 +463,7 @@ def _summary(run: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("mode", choices=["generate", "ours", "datatrove", "compare"])
     parser.add_argument("--kind", choices=["docs", "pairs"], default="docs")
     parser.add_argument("--n", type=int, default=100_000)
@@ -531,18 +474,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     parser.add_argument("--keep-db", action="store_true", help="ours: keep the warehouse file")
     args = parser.parse_args(argv)
-    if not SHARED.exists():
-        print(f"skipped: {SHARED} not found (the benchmark needs ../shared)")
+    if common.missing(f"skipped: {SHARED} not found (the benchmark needs ../shared)", SHARED):
         return 0
     if args.mode == "generate":
         result: dict = {"corpus": str(generate(args.kind, args.n))}
         table = pq.read_table(corpus_path(args.kind), columns=["prompt", "response"])
         con = duckdb.connect()
-        con.register("_t", table)
-        stats = con.execute(
-            f"SELECT count(*), avg(length(prompt) + length(response)), "
-            f"count(DISTINCT {example_id_sql()}) FROM _t"
-        ).fetchall()[0]
+        with common.registered(con, "_t", table):
+            stats = con.execute(
+                f"SELECT count(*), avg(length(prompt) + length(response)), "
+                f"count(DISTINCT {example_id_sql()}) FROM _t"
+            ).fetchall()[0]
         result.update(records=stats[0], mean_chars=round(stats[1]), distinct_examples=stats[2])
     elif args.mode == "ours":
         result = run_ours(args.kind, args.n, args.incremental, keep_db=args.keep_db)
@@ -551,10 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sizes = [int(s) for s in args.sizes.split(",")]
         result = compare(args.kind, sizes, args.workers, args.rounds)
-    text = json.dumps(result, ensure_ascii=False)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(text)
+        common.write_json(args.json, result)
+    print(json.dumps(result, ensure_ascii=False))
     return 0
 
 

@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain script
+
+from benchmarks import common  # noqa: E402
 
 #: Dimensions of the real architectures (config.json of the hub models), random init here.
 MODELS: dict[str, dict[str, Any]] = {
@@ -78,6 +79,13 @@ MODELS: dict[str, dict[str, Any]] = {
 #: Peak dense bf16 tensor FLOP/s by GPU name fragment (NVIDIA datasheets, without sparsity).
 PEAK_BF16 = {"H200": 989e12, "H100 SXM": 989e12, "H100 NVL": 835e12, "H100 PCIe": 756e12,
              "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12}  # fmt: skip
+#: The Markdown table printed after the JSON summary.
+TABLE = common.Table(
+    ["model", "path", "precision", "padding eff.", "real tokens/s", "MFU", "peak GiB"],
+    "| {model} | {path} | {precision} | {padding_efficiency} | {real_tokens_per_second:.0f} "
+    "| {mfu:.1%} | {peak_memory_gib} |",
+    align="lllrrrr",
+)
 
 
 def build_model(name: str, dtype: Any) -> Any:
@@ -140,13 +148,7 @@ def timed_run(
 ) -> dict[str, Any]:
     """Train ``args.steps`` steps after ``args.warmup`` untimed ones; tokens/s, MFU, memory."""
     import torch
-    from transformers import (
-        DataCollatorForSeq2Seq,
-        PreTrainedTokenizerFast,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-    )
+    from transformers import PreTrainedTokenizerFast, Trainer, TrainerCallback
 
     from curation_assets.curation.training.sft import (
         BucketBatchSampler,
@@ -155,7 +157,7 @@ def timed_run(
     )
 
     on_gpu = torch.cuda.is_available()
-    bf16 = on_gpu and torch.cuda.is_bf16_supported()
+    bf16 = common.bf16_available()
     if on_gpu:
         torch.backends.cuda.matmul.allow_tf32 = path != "plain"
         torch.cuda.empty_cache()
@@ -170,7 +172,6 @@ def timed_run(
             flash = True
         except ImportError:
             pass
-    counts = {"real": 0, "processed": 0}
     if path == "plain":
         from tokenizers import Tokenizer, models
 
@@ -178,14 +179,7 @@ def timed_run(
             tokenizer_object=Tokenizer(models.WordLevel({"<pad>": 0, "<eos>": 1}, "<pad>")),
             pad_token="<pad>",
         )
-        inner = DataCollatorForSeq2Seq(stub, padding="longest", label_pad_token_id=-100)
-
-        def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
-            out = inner(batch)
-            counts["real"] += int(out["attention_mask"].sum())
-            counts["processed"] += int(out["input_ids"].numel())
-            return out
-
+        collate: Any = common.PaddingCollator(stub)
         sampler, trainer_cls = None, Trainer
     else:
         collate = TokenCountingCollator(0, flatten=args.packing == "pack")
@@ -203,26 +197,20 @@ def timed_run(
                 if on_gpu:
                     torch.cuda.synchronize()
                 marks["t0"] = time.perf_counter()
-                marks["real0"], marks["proc0"] = _counted(collate, counts)
+                marks["real0"], marks["proc0"] = collate.real_tokens, collate.processed_tokens
 
         def on_train_end(self, a: Any, state: Any, control: Any, **kw: Any) -> None:
             if on_gpu:
                 torch.cuda.synchronize()
             marks["t1"] = time.perf_counter()
-            marks["real1"], marks["proc1"] = _counted(collate, counts)
+            marks["real1"], marks["proc1"] = collate.real_tokens, collate.processed_tokens
 
     with tempfile.TemporaryDirectory() as scratch:
-        targs = TrainingArguments(
-            output_dir=scratch,
-            per_device_train_batch_size=args.batch_size,
+        targs = common.training_arguments(
+            scratch,
+            args.batch_size,
             max_steps=args.warmup + args.steps,
             learning_rate=1e-4,
-            report_to="none",
-            save_strategy="no",
-            logging_strategy="no",
-            disable_tqdm=True,
-            bf16=bf16,
-            use_cpu=not on_gpu,
             remove_unused_columns=False,
             torch_compile=bool(args.compile and path == "product"),
             dataloader_num_workers=0,
@@ -261,14 +249,8 @@ def timed_run(
     return result
 
 
-def _counted(collate: Any, counts: dict[str, int]) -> tuple[int, int]:
-    if isinstance(counts, dict) and counts["processed"]:
-        return counts["real"], counts["processed"]
-    return getattr(collate, "real_tokens", 0), getattr(collate, "processed_tokens", 0)
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--models", default="smollm-135m,qwen2.5-0.5b")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=1024)
@@ -285,9 +267,8 @@ def main() -> int:
         args.models, args.max_length, args.examples = "smoke", 128, 256
         args.steps, args.warmup, args.batch_size = 4, 1, 8
     import torch
-    import transformers
 
-    transformers.utils.logging.set_verbosity_error()
+    common.quiet_transformers()
     results = []
     for name in args.models.split(","):
         features = synthetic_features(
@@ -297,23 +278,12 @@ def main() -> int:
             results.append(timed_run(name, features, args, path))
             print(json.dumps(results[-1]), flush=True)
     summary = {
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
+        **common.library_versions(),
         "cuda": torch.version.cuda,
         "config": vars(args),
         "results": results,
     }
-    print(json.dumps(summary, indent=2))
-    print("\n| model | path | precision | padding eff. | real tokens/s | MFU | peak GiB |")
-    print("|---|---|---|---:|---:|---:|---:|")
-    for r in results:
-        print(
-            f"| {r['model']} | {r['path']} | {r['precision']} | {r['padding_efficiency']} | "
-            f"{r['real_tokens_per_second']:.0f} | {100 * r['mfu']:.1f}% | "
-            f"{r.get('peak_memory_gib', '')} |"
-        )
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    common.print_summary(summary, TABLE, args.json)
     return 0
 
 

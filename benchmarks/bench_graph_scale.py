@@ -18,7 +18,6 @@ ranking against the planted swaps is printed too.
 Needs ``../shared/data`` (banking77, clinc150); without it, it says so and exits 0.
 """
 
-import argparse
 import json
 import os
 import platform
@@ -31,7 +30,8 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
-from benchmarks import intent_noise
+from benchmarks import common, intent_noise
+from benchmarks.common import Timer
 
 BATCH_ROWS = 100_000
 
@@ -168,7 +168,7 @@ def precision(con, truth: pd.DataFrame) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
@@ -176,22 +176,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-increment", action="store_true")
     args = parser.parse_args(argv)
     if not intent_noise.available():
-        print(f"skipped: {intent_noise.SHARED}/data (banking77, clinc150) not found")
+        print(f"skipped: {common.SHARED}/data (banking77, clinc150) not found")
         return 0
     work = args.workdir or Path(tempfile.mkdtemp(prefix=f"bench-graph-{args.n}-"))
     home = work / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text((intent_noise.REPO / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((common.REPO / "dagster.yaml").read_text())
     os.environ["DAGSTER_HOME"] = str(home)
     import dagster as dg
     import duckdb
 
     from curation_assets.config import Settings
 
-    started = time.perf_counter()
-    names, increment, truth = write_inbox(work / "data" / "inbox", args.n, args.seed)
+    with Timer() as timer:
+        names, increment, truth = write_inbox(work / "data" / "inbox", args.n, args.seed)
     staging = work / "data"
-    print(f"generated {args.n:,} + {args.n // 100:,} rows in {time.perf_counter() - started:.0f} s")
+    print(f"generated {args.n:,} + {args.n // 100:,} rows in {timer.wall:.0f} s")
     settings = Settings.from_env(
         data_dir=work / "data",
         labels=(),
@@ -215,10 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         from curation_assets.curation.ingest import intake
 
         keys = [intake.batch_key(settings.inbox / name) for name in files]
-        t0 = time.perf_counter()
-        with Sampler() as sampler:
+        with Timer() as timer, Sampler() as sampler:
             results = run_graph(settings, instance, keys)
-        wall = time.perf_counter() - t0
+        wall = timer.wall
         steps = step_table(instance, results, sampler)
         report[phase] = {"wall_s": round(wall, 1), "steps": steps}
         peak = max(s[2] for s in sampler.samples) / 2**30
@@ -268,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, ratio in ratios.items():
             print(f"  {name:40s} {ratio:7.2%}")
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str))
+        common.write_json(args.json, report)
     return 0
 
 

@@ -21,28 +21,26 @@ import random
 import re
 import sys
 import tempfile
-import time
 from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # runnable as a plain script from any folder
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain script
 
+from benchmarks import common  # noqa: E402
+from benchmarks.common import REPO, SHARED, md_table, scalar  # noqa: E402
 from curation_assets.curation.filtering import annotators, generic_rules, pair_rules, rule_engine  # noqa: E402
 from curation_assets.curation.ingest import intake  # noqa: E402
 from curation_assets.curation.ingest import tables as ingest_tables  # noqa: E402
 from curation_assets.curation.records import NORMALIZED_PROMPT_SQL  # noqa: E402
 
-SHARED = Path(os.environ.get("CURATION_SHARED_DIR", REPO.parent / "shared"))
-GOOD = SHARED / "data/instructions/self_instruct_user_oriented/user_oriented_instructions.jsonl"
-RAW_DIR = SHARED / "data/instructions/alpaca_libre_raw"
+GOOD = common.SELF_INSTRUCT
+RAW_DIR = common.ALPACA_RAW
 SAMPLE_INBOX = REPO / "curation_assets/sample_data/inbox"
 DEFAULT_OUT = REPO / "benchmarks/RESULTS_pair_rules.md"
-COMMAND = "/work/main/.venv/bin/python benchmarks/bench_pair_rules.py"
+COMMAND = common.reproduce("bench_pair_rules.py")
 FP_TARGET = 0.05
 #: A one-off review by hand, written down when the rules were built (not recomputed).
 MANUAL_REVIEW = (
@@ -73,18 +71,11 @@ DEDUP = next(
 
 def good_records() -> list[dict]:
     """The self-instruct records as flat instruction/input/output rows."""
-    rows = []
-    for line in GOOD.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        for instance in record["instances"]:
-            rows.append(
-                {
-                    "instruction": record["instruction"],
-                    "input": instance["input"],
-                    "output": instance["output"],
-                }
-            )
-    return rows
+    return [
+        {"instruction": record["instruction"], "input": inst["input"], "output": inst["output"]}
+        for _, record in common.jsonl(GOOD)
+        for inst in record["instances"]
+    ]
 
 
 def warehouse_with(files: list[Path]) -> duckdb.DuckDBPyConnection:
@@ -397,7 +388,7 @@ def false_positives(tmp: Path, good: list[dict]) -> dict:
         )
         for rid, rules in fired.items()
     ]
-    labelled = con.execute("SELECT count(*) FROM raw_scrapes").fetchall()[0][0]
+    labelled = scalar(con, "SELECT count(*) FROM raw_scrapes")
     fired_labelled = run(con, pair_rules.pair_rules(labelled=True))
     return {
         "records": labelled,
@@ -409,15 +400,14 @@ def false_positives(tmp: Path, good: list[dict]) -> dict:
 
 
 def raw_catches(tmp: Path) -> dict:
-    files = sorted(RAW_DIR.glob("*.jsonl"))
-    con = warehouse_with(files)
+    con = warehouse_with(common.alpaca_raw_files())
     fired = run(con, pair_rules.pair_rules())
     status = dict(
         con.execute(
             "SELECT record_id, json_extract_string(original, '$.status') FROM raw_scrapes"
         ).fetchall()
     )
-    quarantined = con.execute("SELECT count(*) FROM quarantine").fetchall()[0][0]
+    quarantined = scalar(con, "SELECT count(*) FROM quarantine")
     by_status = Counter(status.values())
     flagged_by_status = Counter(status[r] for r in fired)
     crosstab: dict[str, Counter] = defaultdict(Counter)
@@ -532,10 +522,8 @@ def throughput(tmp: Path, good: list[dict], rows: int, seed: int, parts: int = 1
     With ``parts`` > 1 each record's prompt and response are ``parts`` resampled ones joined
     by blank lines (longer records, for comparison with document filters).
     """
-    con = warehouse_with(
-        [write_jsonl(tmp, "tp_good.jsonl", good), *sorted(RAW_DIR.glob("*.jsonl"))]
-    )
-    base = con.execute("SELECT count(*) FROM raw_scrapes").fetchall()[0][0]
+    con = warehouse_with([write_jsonl(tmp, "tp_good.jsonl", good), *common.alpaca_raw_files()])
+    base = scalar(con, "SELECT count(*) FROM raw_scrapes")
     con.execute(
         f"""CREATE TABLE resampled AS
             WITH numbered AS (
@@ -555,32 +543,21 @@ def throughput(tmp: Path, good: list[dict], rows: int, seed: int, parts: int = 1
     con.execute("DELETE FROM raw_scrapes")
     con.execute("INSERT INTO raw_scrapes SELECT * FROM resampled ORDER BY line_no")
     con.execute("DROP TABLE resampled")
-    chars = con.execute(
-        "SELECT avg(length(prompt) + length(response)) FROM raw_scrapes"
-    ).fetchall()[0][0]
-    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    chars = scalar(con, "SELECT avg(length(prompt) + length(response)) FROM raw_scrapes")
+    threads = common.duckdb_threads(con)
     load = os.getloadavg()[0]
 
-    started = time.perf_counter()
-    flagged = annotators.store_annotations(con)
-    annotate_s = time.perf_counter() - started
-    non_ascii = con.execute(
+    with common.Timer() as annotate:
+        flagged = annotators.store_annotations(con)
+    non_ascii = scalar(
+        con,
         "SELECT count(*) FROM raw_scrapes WHERE NOT regexp_full_match(prompt || response, "
-        "'[\\x00-\\x7F]*')"
-    ).fetchall()[0][0]
-
-    def best_of(run_once, repeats: int = 3) -> float:
-        best = float("inf")
-        for _ in range(repeats):
-            started = time.perf_counter()
-            run_once()
-            best = min(best, time.perf_counter() - started)
-        return best
-
-    baseline_s = best_of(lambda: rule_engine.run_filters(con, [DEDUP]))
-    full_s = best_of(lambda: rule_engine.run_filters(con, [*pair_rules.pair_rules(), DEDUP]))
+        "'[\\x00-\\x7F]*')",
+    )
+    baseline_s = common.best_of(lambda: rule_engine.run_filters(con, [DEDUP]))
+    full_s = common.best_of(lambda: rule_engine.run_filters(con, [*pair_rules.pair_rules(), DEDUP]))
     per_rule = {
-        rule.name: best_of(
+        rule.name: common.best_of(
             lambda rule=rule: con.execute(
                 f"SELECT count(*) FROM raw_scrapes WHERE {rule.condition}"
             ).fetchall()
@@ -591,7 +568,7 @@ def throughput(tmp: Path, good: list[dict], rows: int, seed: int, parts: int = 1
         "rows": rows,
         "avg_chars": chars,
         "threads": threads,
-        "annotate_s": annotate_s,
+        "annotate_s": annotate.wall,
         "mojibake_flagged": flagged,
         "non_ascii_rows": non_ascii,
         "baseline_s": baseline_s,
@@ -624,10 +601,14 @@ def report(fp: dict, raw: dict, planted: dict, tps: list[dict], args: argparse.N
         "",
         "### Rules",
         "",
-        "| rule | reason |",
-        "| --- | --- |",
-        *[f"| `{r.name}` | {r.reason} |" for r in rules],
-        f"| `conflicting_labels` (labelled data) | {pair_rules.conflicting_labels().reason} |",
+        *md_table(
+            ["rule", "reason"],
+            [
+                *[(f"`{r.name}`", r.reason) for r in rules],
+                ("`conflicting_labels` (labelled data)", pair_rules.conflicting_labels().reason),
+            ],
+            spaced=True,
+        ),
         "",
         "### (a) False positives on known-good data (self-instruct user-oriented)",
         "",
@@ -638,15 +619,18 @@ def report(fp: dict, raw: dict, planted: dict, tps: list[dict], args: argparse.N
         "and planting seeds 7–11 and 100–111), so read the alpaca-libre review below as the "
         "out-of-sample check.",
         "",
-        "| rule | good records it fires on |",
-        "| --- | --- |",
-        *[f"| `{r.name}` | {fp['per_rule'].get(r.name, 0)} |" for r in rules],
+        *md_table(
+            ["rule", "good records it fires on"],
+            [(f"`{r.name}`", fp["per_rule"].get(r.name, 0)) for r in rules],
+            spaced=True,
+        ),
     ]
     if fp["examples"]:
         lines += ["", "Dropped good records:", ""]
         lines += [f"- {sorted(r)}: {_short(p[0])}" for r, p in fp["examples"]]
 
     statuses = sorted(raw["by_status"], key=lambda s: -raw["by_status"][s])
+    crosstab = {r.name: raw["crosstab"].get(r.name, Counter()) for r in rules}
     lines += [
         "",
         "### (b1) alpaca-libre raw generations vs their machine `status`",
@@ -656,26 +640,31 @@ def report(fp: dict, raw: dict, planted: dict, tps: list[dict], args: argparse.N
         "`blacklist` a keyword list (image, graph, picture, file, map, draw, plot, video, audio, "
         "music, ...), `too short` includes the unparsed `ERROR` rows.",
         "",
-        "| status | records | flagged by any pair rule |",
-        "| --- | --- | --- |",
-        *[
-            f"| {s} | {raw['by_status'][s]} | {raw['flagged_by_status'][s]} "
-            f"({_pct(raw['flagged_by_status'][s], raw['by_status'][s])}) |"
-            for s in statuses
-        ],
+        *md_table(
+            ["status", "records", "flagged by any pair rule"],
+            [
+                (
+                    s,
+                    raw["by_status"][s],
+                    f"{raw['flagged_by_status'][s]} "
+                    f"({_pct(raw['flagged_by_status'][s], raw['by_status'][s])})",
+                )
+                for s in statuses
+            ],
+            spaced=True,
+        ),
         "",
         "Rows each rule fires on, by status:",
         "",
-        "| rule | total | " + " | ".join(statuses) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in statuses) + " |",
+        *md_table(
+            ["rule", "total", *statuses],
+            [
+                (f"`{name}`", sum(counts.values()), *(counts.get(s, 0) for s in statuses))
+                for name, counts in crosstab.items()
+            ],
+            spaced=True,
+        ),
     ]
-    for rule in rules:
-        counts = raw["crosstab"].get(rule.name, Counter())
-        lines.append(
-            f"| `{rule.name}` | {sum(counts.values())} | "
-            + " | ".join(str(counts.get(s, 0)) for s in statuses)
-            + " |"
-        )
     lines += [
         "",
         MANUAL_REVIEW,
@@ -692,9 +681,17 @@ def report(fp: dict, raw: dict, planted: dict, tps: list[dict], args: argparse.N
         f"Seeds {', '.join(map(str, planted['seeds']))}: every class planted {PER_CLASS} times "
         "per seed into the good records, then ingested and filtered like real data.",
         "",
-        f"| class | planted | caught | share (target ≥ {CATCH_TARGET:.0%}) | worst seed "
-        "| most missed variants |",
-        "| --- | --- | --- | --- | --- | --- |",
+        *md_table(
+            [
+                "class",
+                "planted",
+                "caught",
+                f"share (target ≥ {CATCH_TARGET:.0%})",
+                "worst seed",
+                "most missed variants",
+            ],
+            spaced=True,
+        ),
     ]
     for klass in planted["total"]:
         total, caught = planted["total"][klass], planted["caught"][klass]
@@ -707,8 +704,9 @@ def report(fp: dict, raw: dict, planted: dict, tps: list[dict], args: argparse.N
             mark = "" if total and caught / total >= CATCH_TARGET else " ✗"
         worst = min(planted["per_seed"][klass])
         lines.append(
-            f"| {klass} | {total} | {caught} | **{_pct(caught, total)}**{mark} | "
-            f"{worst:.0%} | {missed} |"
+            common.md_row(
+                [klass, total, caught, f"**{_pct(caught, total)}**{mark}", f"{worst:.0%}", missed]
+            )
         )
     variants = planted["by_variant"]["missing_input"]
     lines += [
@@ -770,8 +768,10 @@ def report(fp: dict, raw: dict, planted: dict, tps: list[dict], args: argparse.N
         "the runs: " + ", ".join(f"{tp['load']:.1f}" for tp in tps) + " (other work on a shared "
         "machine slows these numbers; on an idle one they are faster).",
         "",
-        "| records | mean chars (prompt + response) | step | seconds | rows/s | MB/s |",
-        "| --- | --- | --- | --- | --- | --- |",
+        *md_table(
+            ["records", "mean chars (prompt + response)", "step", "seconds", "rows/s", "MB/s"],
+            spaced=True,
+        ),
     ]
     for tp in tps:
         mb = tp["rows"] * tp["avg_chars"] / 1e6
@@ -785,8 +785,16 @@ def report(fp: dict, raw: dict, planted: dict, tps: list[dict], args: argparse.N
             ),
         ]
         lines += [
-            f"| {tp['rows']:,} | {tp['avg_chars']:.0f} | {step} | {sec:.2f} | "
-            f"{tp['rows'] / sec:,.0f} | {mb / sec:.1f} |"
+            common.md_row(
+                [
+                    f"{tp['rows']:,}",
+                    f"{tp['avg_chars']:.0f}",
+                    step,
+                    f"{sec:.2f}",
+                    f"{tp['rows'] / sec:,.0f}",
+                    f"{mb / sec:.1f}",
+                ]
+            )
             for step, sec in steps
         ]
     lines += [
@@ -794,28 +802,27 @@ def report(fp: dict, raw: dict, planted: dict, tps: list[dict], args: argparse.N
         "Seconds to evaluate each rule's condition alone over all rows "
         "(`SELECT count(*) ... WHERE condition`):",
         "",
-        "| rule | " + " | ".join(f"{tp['avg_chars']:.0f} chars" for tp in tps) + " |",
-        "| --- | " + " | ".join("---" for _ in tps) + " |",
-        *[
-            f"| `{rule.name}` | "
-            + " | ".join(f"{tp['per_rule_s'][rule.name]:.3f}" for tp in tps)
-            + " |"
-            for rule in sorted(rules, key=lambda r: -tps[0]["per_rule_s"][r.name])
-        ],
+        *md_table(
+            ["rule", *(f"{tp['avg_chars']:.0f} chars" for tp in tps)],
+            [
+                (f"`{rule.name}`", *(f"{tp['per_rule_s'][rule.name]:.3f}" for tp in tps))
+                for rule in sorted(rules, key=lambda r: -tps[0]["per_rule_s"][r.name])
+            ],
+            spaced=True,
+        ),
         "",
     ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--seeds", type=int, default=5, help="planting rounds (seed, seed+1, ...)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    if not GOOD.exists() or not RAW_DIR.exists():
-        print(f"skipped: the shared data folder {SHARED} is not there")
+    if common.missing(f"skipped: the shared data folder {SHARED} is not there", GOOD, RAW_DIR):
         return 0
     good = good_records()
     seeds = [args.seed + i for i in range(args.seeds)]
@@ -828,9 +835,7 @@ def main(argv: list[str] | None = None) -> int:
             throughput(tmp, good, args.rows, args.seed),
             throughput(tmp, good, args.rows, args.seed, parts=4),
         ]
-    text = report(fp, raw, planted, tps, args)
-    args.out.write_text(text, encoding="utf-8")
-    print(text)
+    common.write_report(args.out, report(fp, raw, planted, tps, args))
     fp_ok = fp["dropped"] / fp["records"] <= FP_TARGET
     catch_ok = all(
         planted["caught"][k] / planted["total"][k] >= CATCH_TARGET

@@ -27,7 +27,6 @@ benchmark says so and exits 0.
     .venv/bin/python benchmarks/bench_review_queue.py [--seeds 3] [--out PATH]
 """
 
-import argparse
 import hashlib
 import os
 import platform
@@ -41,17 +40,16 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # runnable as a plain script from any folder
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain script
 
+from benchmarks import common, intent_noise  # noqa: E402
+from benchmarks.common import REPO, Timer, md_row, md_table, mean_sd  # noqa: E402
 from curation_assets.curation.records import example_id_sql  # noqa: E402
 from curation_assets.curation.review import review_stage, suspects  # noqa: E402
 
-SHARED = Path(os.environ.get("CURATION_SHARED_DIR", REPO.parent / "shared"))
-BANKING = SHARED / "data/banking77"
+BANKING = common.BANKING77
 DEFAULT_OUT = REPO / "benchmarks/RESULTS_review_queue.md"
-COMMAND = "/work/main/.venv/bin/python benchmarks/bench_review_queue.py --seeds 3"
+COMMAND = common.reproduce("bench_review_queue.py", "--seeds 3")
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "bench_review_queue_minilm.npz"
 NOISE_RATE = 0.20
 BUDGET = 500
@@ -87,8 +85,7 @@ ENCODERS = (("tfidf", "none"), ("tfidf+static", "auto"), ("tfidf+minilm", "minil
 
 
 def load() -> tuple[pd.DataFrame, pd.DataFrame]:
-    train = pd.read_csv(BANKING / "train.csv").rename(columns={"category": "label"})
-    test = pd.read_csv(BANKING / "test.csv").rename(columns={"category": "label"})
+    train, test = common.banking77("train"), common.banking77("test")
     train = train[train["label"].isin(LABELS)].drop_duplicates("text").reset_index(drop=True)
     test = test[test["label"].isin(LABELS)].reset_index(drop=True)
     return train, test
@@ -107,15 +104,11 @@ def inject_noise(train: pd.DataFrame, clean_probs: np.ndarray, seed: int) -> pd.
     weight = np.array(weight) / np.sum(weight)
     n_swap = round(NOISE_RATE * len(train))
     swapped = rng.choice(len(train), size=n_swap, replace=False, p=weight)
-    noisy = train.copy()
-    noisy["true_label"] = noisy["label"]
-    noisy.loc[swapped, "label"] = [alt[i] for i in swapped]
-    noisy["noisy"] = noisy["label"] != noisy["true_label"]
+    noisy = intent_noise.swap_labels(train, swapped, [alt[i] for i in swapped])
     digests = (hashlib.sha256(t.encode()).digest()[0] for t in noisy.text)
     noisy["source"] = [SOURCES[d % len(SOURCES)] for d in digests]
-    with duckdb.connect() as con:  # the pipeline's example id, computed in bulk
-        con.register("_rows", noisy[["text", "label"]])
-        noisy["example_id"] = (
+    with duckdb.connect() as con, common.registered(con, "_rows", noisy[["text", "label"]]):
+        noisy["example_id"] = (  # the pipeline's example id, computed in bulk
             con.sql(f"SELECT {example_id_sql('text', 'label')} FROM _rows")
             .df()
             .iloc[:, 0]
@@ -171,10 +164,12 @@ def run_seed(
     seed: int,
 ) -> dict:
     noisy = inject_noise(train, clean_probs, seed)
-    con.register("_bench", noisy)
-    con.execute(
-        "CREATE OR REPLACE TABLE filtered AS SELECT example_id, example_id AS record_id, "
-        "'bench' AS batch, source, text AS prompt, label AS response FROM _bench"
+    common.create_table(
+        con,
+        "filtered",
+        noisy,
+        "example_id, example_id AS record_id, 'bench' AS batch, source, text AS prompt, "
+        "label AS response",
     )
     con.execute("DROP TABLE IF EXISTS review_queue")
     # the product's embedding cache, filled from the vectors computed once per text
@@ -189,16 +184,16 @@ def run_seed(
     is_noisy = noisy.set_index("example_id")["noisy"]
     empty = pd.DataFrame(columns=["example_id", *review_stage.DECISION_COLUMNS])
     for name, encoder in ENCODERS:
-        started = time.perf_counter()
-        con.execute(f"DROP TABLE IF EXISTS {suspects.MODELS_TABLE}")  # fit anew per setting
-        review_stage.build_review_queue(
-            con,
-            empty,
-            review_stage.QueueConfig(
-                coverage_sample_size=BUDGET, suspect_queue_size=BUDGET, suspect_encoder=encoder
-            ),
-        )
-        out[f"seconds_{name}"] = time.perf_counter() - started
+        with Timer() as timer:
+            con.execute(f"DROP TABLE IF EXISTS {suspects.MODELS_TABLE}")  # fit anew per setting
+            review_stage.build_review_queue(
+                con,
+                empty,
+                review_stage.QueueConfig(
+                    coverage_sample_size=BUDGET, suspect_queue_size=BUDGET, suspect_encoder=encoder
+                ),
+            )
+        out[f"seconds_{name}"] = timer.wall
         for column, label in (
             ("score DESC", name),
             ("quality_tfidf ASC", f"{name}:tfidf_alone"),
@@ -214,10 +209,11 @@ def run_seed(
         out[f"suspect_queue_precision_{name}"] = float(
             is_noisy.loc[queue[queue.queue == "suspect"].example_id].mean()
         )
-    out["flagged_by_cleanlab"] = con.sql(
+    out["flagged_by_cleanlab"] = common.scalar(
+        con,
         f"SELECT count(*) FROM {review_stage.SUSPECT_TABLE} "
-        "WHERE reason LIKE '%flagged by confident%'"
-    ).fetchall()[0][0]
+        "WHERE reason LIKE '%flagged by confident%'",
+    )
     coverage = set(queue[queue.queue == "coverage"].example_id)
     suspect = set(queue[queue.queue == "suspect"].example_id)
     covered = noisy[noisy.example_id.isin(coverage)]
@@ -240,7 +236,6 @@ def run_seed(
     for name, (mask, labels) in runs.items():
         labels = np.asarray(labels)
         out[name] = accuracy(x_all[mask], labels[mask], test_x, test_y)
-    con.unregister("_bench")
     return out
 
 
@@ -254,21 +249,19 @@ def embed(texts: list[str], encoder, cache: Path) -> tuple[dict[str, np.ndarray]
         if stored["texts"].tolist() == texts:
             vectors = dict(zip(texts, stored["vectors"], strict=True))
             return vectors, float(stored["seconds"]), True
-    started = time.perf_counter()
-    vectors = encoder(texts)
-    seconds = time.perf_counter() - started
-    np.savez(cache, texts=np.array(texts), vectors=vectors, seconds=seconds)
-    return dict(zip(texts, vectors, strict=True)), seconds, False
+    with Timer() as timer:
+        vectors = encoder(texts)
+    np.savez(cache, texts=np.array(texts), vectors=vectors, seconds=timer.wall)
+    return dict(zip(texts, vectors, strict=True)), timer.wall, False
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="embeddings file")
     args = parser.parse_args()
-    if not BANKING.exists():
-        print(f"no banking77 at {BANKING}: nothing to benchmark")
+    if common.missing(f"no banking77 at {BANKING}: nothing to benchmark", BANKING):
         return 0
     started = time.perf_counter()
     train, test = load()
@@ -288,17 +281,21 @@ def main() -> int:
         results.append(run_seed(con, train, clean, vectors, test_x, test_y, seed))
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in results[-1].items()})
     total = time.perf_counter() - started
-    report = render(results, len(train), len(test), embed_seconds, cached, total)
-    args.out.write_text(report)
-    print(report)
+    common.write_report(
+        args.out, render(results, len(train), len(test), embed_seconds, cached, total)
+    )
     return 0
 
 
-def _fmt(values: list[float], digits: int = 3) -> str:
-    mean = statistics.mean(values)
-    if len(values) < 2:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+#: Rows of the equal-budget table: (training set, result key, whether it is the whole set).
+TRAINING_SETS = (
+    ("(a) coverage queue, expert-verified (true labels)", "a_coverage_verified", False),
+    ("(a') random rows, true labels (baseline for a)", "a_random_verified", False),
+    ("(b) suspect queue only, labels corrected", "b_suspects_corrected_only", False),
+    ("(c) whole noisy set", "c_whole_noisy", True),
+    ("(d) whole set, suspect queue corrected", "d_noisy_suspects_corrected", True),
+    ("reference: whole set, every label correct", "ref_whole_clean", True),
+)
 
 
 def _delta(col, a: str, b: str) -> str:
@@ -333,16 +330,29 @@ def render(
         "",
         "### Suspect ranking (share of truly mislabelled rows among the top k)",
         "",
-        "| ranking | precision@100 | precision@500 | suspect queue (500, coverage rows "
-        "excluded) | seconds per queue build |",
-        "|---|---|---|---|---|",
-        f"| random sampling (= noise rate) | {_fmt(noise)} | {_fmt(noise)} | {_fmt(noise)} | |",
+        *md_table(
+            [
+                "ranking",
+                "precision@100",
+                "precision@500",
+                "suspect queue (500, coverage rows excluded)",
+                "seconds per queue build",
+            ],
+        ),
+        f"| random sampling (= noise rate) | {mean_sd(noise)} | {mean_sd(noise)} | "
+        f"{mean_sd(noise)} | |",
     ]
     for name, _ in ENCODERS:
         lines.append(
-            f"| product, {name} (pooled, calibrated) | {_fmt(col('p100_' + name))} | "
-            f"{_fmt(col('p500_' + name))} | {_fmt(col('suspect_queue_precision_' + name))} | "
-            f"{_fmt(col('seconds_' + name), 1)} |"
+            md_row(
+                [
+                    f"product, {name} (pooled, calibrated)",
+                    mean_sd(col("p100_" + name)),
+                    mean_sd(col("p500_" + name)),
+                    mean_sd(col("suspect_queue_precision_" + name)),
+                    mean_sd(col("seconds_" + name), 1),
+                ]
+            )
         )
         for part in ("tfidf_alone", "embeddings_alone"):
             key = f"{name}:{part}"
@@ -350,35 +360,29 @@ def render(
                 if not all(r.get("p100_" + key) == r.get("p100_" + key) for r in results):
                     continue
                 lines.append(
-                    f"| &nbsp;&nbsp;its {part.replace('_', ' ')} | {_fmt(col('p100_' + key))} | "
-                    f"{_fmt(col('p500_' + key))} | | |"
+                    f"| &nbsp;&nbsp;its {part.replace('_', ' ')} | {mean_sd(col('p100_' + key))} "
+                    f"| {mean_sd(col('p500_' + key))} | | |"
                 )
     lines += [
         "",
-        f"cleanlab's `find_label_issues` short list held {_fmt(col('flagged_by_cleanlab'), 0)} "
-        f"rows against {_fmt([float(r['noisy']) for r in results], 0)} truly wrong: ranking by "
+        f"cleanlab's `find_label_issues` short list held {mean_sd(col('flagged_by_cleanlab'), 0)} "
+        f"rows against {mean_sd([float(r['noisy']) for r in results], 0)} truly wrong: ranking by "
         "`get_label_quality_scores` is what fills a 500-row queue.",
         "",
         f"### Equal expert budget (N = {BUDGET}): test accuracy of a cheap proxy classifier",
         "",
         "Logistic regression on MiniLM sentence embeddings (the cheap proxy for a fine-tune).",
         "",
-        "| training set | rows | test accuracy |",
-        "|---|---|---|",
-        f"| (a) coverage queue, expert-verified (true labels) | {BUDGET} | "
-        f"{_fmt(col('a_coverage_verified'))} |",
-        f"| (a') random rows, true labels (baseline for a) | {BUDGET} | "
-        f"{_fmt(col('a_random_verified'))} |",
-        f"| (b) suspect queue only, labels corrected | {BUDGET} | "
-        f"{_fmt(col('b_suspects_corrected_only'))} |",
-        f"| (c) whole noisy set | {n_train} | {_fmt(col('c_whole_noisy'))} |",
-        f"| (d) whole set, suspect queue corrected | {n_train} | "
-        f"{_fmt(col('d_noisy_suspects_corrected'))} |",
-        f"| reference: whole set, every label correct | {n_train} | "
-        f"{_fmt(col('ref_whole_clean'))} |",
+        *md_table(
+            ["training set", "rows", "test accuracy"],
+            [
+                (title, n_train if whole else BUDGET, mean_sd(col(key)))
+                for title, key, whole in TRAINING_SETS
+            ],
+        ),
         "",
-        f"Coverage queue: {_fmt(col('coverage_labels'), 0)} of {len(LABELS)} labels present, "
-        f"noise rate inside it {_fmt(col('coverage_noise'))} (it is a representative sample).",
+        f"Coverage queue: {mean_sd(col('coverage_labels'), 0)} of {len(LABELS)} labels present, "
+        f"noise rate inside it {mean_sd(col('coverage_noise'))} (it is a representative sample).",
         "",
         "Reading (differences of the means, in accuracy points): the verified coverage "
         f"sample against the whole noisy set {_delta(col, 'a_coverage_verified', 'c_whole_noisy')}"

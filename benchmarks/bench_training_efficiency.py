@@ -20,49 +20,47 @@ a ChatML template). Nothing is downloaded.
 """
 
 import argparse
-import json
 import os
 import random
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain script
+
+from benchmarks import common  # noqa: E402
+
 DEFAULT_DATA = [
-    "/work/shared/data/instructions/alpaca_libre_raw/alpaca_libre_tasks_v1.jsonl",
-    "/work/shared/data/instructions/alpaca_libre_raw/alpaca_libre_tasks_v2.jsonl",
-    "/work/shared/data/instructions/alpaca_libre_raw/alpaca_libre_tasks_v3.jsonl",
-    "/work/shared/data/instructions/self_instruct_user_oriented/user_oriented_instructions.jsonl",
+    *(str(common.ALPACA_RAW / f"alpaca_libre_tasks_v{v}.jsonl") for v in (1, 2, 3)),
+    str(common.SELF_INSTRUCT),
 ]
+#: The Markdown table printed after the JSON summary.
+TABLE = common.Table(
+    ["path", "padding efficiency", "real tokens/s", "vs plain", "seconds", "train loss"],
+    "| {path} | {padding_efficiency:.3f} | {real_tokens_per_second:.0f} | "
+    "{tokens_per_second_vs_plain:.2f}x | {seconds:.1f} | {train_loss} |",
+    align="lrrrrr",
+)
 
 
 def load_pairs(paths: list[str], limit: int, seed: int) -> list[dict[str, str]]:
     """(example_id, prompt, response) rows from instruction JSONL files, shuffled, ``limit``."""
     rows = []
-    for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            for i, line in enumerate(handle):
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # the raw scrape has broken lines on purpose
-                if not isinstance(item, dict):
-                    continue
-                instruction = str(item.get("instruction") or "").strip()
-                extra = str(item.get("input") or item.get("instances", [{}])[0].get("input", ""))
-                output = item.get("output")
-                if output is None and item.get("instances"):
-                    output = item["instances"][0].get("output")
-                output = str(output or "").strip()
-                if not instruction or not output:
-                    continue
-                prompt = instruction + ("\n\n" + extra.strip() if extra.strip() else "")
-                rows.append(
-                    {"example_id": f"{Path(path).stem}:{i}", "prompt": prompt, "response": output}
-                )
+    for path in map(Path, paths):
+        for i, item in common.jsonl(path):
+            if not isinstance(item, dict):
+                continue
+            instruction = str(item.get("instruction") or "").strip()
+            extra = str(item.get("input") or item.get("instances", [{}])[0].get("input", ""))
+            output = item.get("output")
+            if output is None and item.get("instances"):
+                output = item["instances"][0].get("output")
+            output = str(output or "").strip()
+            if not instruction or not output:
+                continue
+            prompt = instruction + ("\n\n" + extra.strip() if extra.strip() else "")
+            rows.append({"example_id": f"{path.stem}:{i}", "prompt": prompt, "response": output})
     random.Random(seed).shuffle(rows)
     return rows[:limit]
 
@@ -98,13 +96,7 @@ def build_base(folder: Path, rows: list[dict[str, str]], args: argparse.Namespac
 def run_plain(base: Path, rows: list[dict[str, str]], args: argparse.Namespace) -> dict[str, Any]:
     """A default ``Trainer``: random batches padded to their longest example."""
     import torch
-    from transformers import (
-        AutoModelForCausalLM,
-        DataCollatorForSeq2Seq,
-        Trainer,
-        TrainingArguments,
-        set_seed,
-    )
+    from transformers import AutoModelForCausalLM, Trainer, set_seed
 
     from curation_assets.curation.training.sft import encode_rows, load_tokenizer
 
@@ -112,45 +104,30 @@ def run_plain(base: Path, rows: list[dict[str, str]], args: argparse.Namespace) 
     tokenizer = load_tokenizer(str(base))
     features, _, _ = encode_rows(tokenizer, rows, args.max_length, "train")
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    inner = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
-    counts = {"real": 0, "processed": 0}
-
-    def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
-        out = inner(batch)
-        counts["real"] += int(out["attention_mask"].sum())
-        counts["processed"] += int(out["input_ids"].numel())
-        return out
-
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    collate = common.PaddingCollator(tokenizer)
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(
             model=model,
-            args=TrainingArguments(
-                output_dir=scratch,
-                per_device_train_batch_size=args.batch_size,
+            args=common.training_arguments(
+                scratch,
+                args.batch_size,
                 num_train_epochs=args.epochs,
                 learning_rate=args.learning_rate,
-                report_to="none",
-                save_strategy="no",
-                disable_tqdm=True,
-                logging_strategy="no",
                 seed=args.seed,
-                bf16=bf16,
-                use_cpu=not torch.cuda.is_available(),
             ),
             train_dataset=features,
             data_collator=collate,
         )
-        started = time.perf_counter()
-        result = trainer.train()
-        seconds = time.perf_counter() - started
+        with common.Timer() as timer:
+            result = trainer.train()
+    real, seconds = collate.real_tokens, timer.wall
     return {
         "path": "plain Trainer (random batches, pad to longest)",
         "seconds": round(seconds, 2),
-        "real_tokens": counts["real"],
-        "processed_tokens": counts["processed"],
-        "padding_efficiency": round(counts["real"] / counts["processed"], 4),
-        "real_tokens_per_second": round(counts["real"] / seconds, 1),
+        "real_tokens": real,
+        "processed_tokens": collate.processed_tokens,
+        "padding_efficiency": round(real / collate.processed_tokens, 4),
+        "real_tokens_per_second": round(real / seconds, 1),
         "train_loss": round(float(result.training_loss), 4),
         "steps": int(trainer.state.global_step),
     }
@@ -187,7 +164,7 @@ def run_product(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--data", nargs="*", default=DEFAULT_DATA)
     parser.add_argument("--examples", type=int, default=1024)
     parser.add_argument("--max-length", type=int, default=512)
@@ -205,8 +182,7 @@ def main() -> int:
     import torch
     import transformers
 
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    common.quiet_transformers()
 
     load_before = os.getloadavg()
     rows = load_pairs(args.data, args.examples, args.seed)
@@ -231,8 +207,7 @@ def main() -> int:
         "device": "cuda"
         if torch.cuda.is_available()
         else f"cpu ({torch.get_num_threads()} threads)",
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
+        **common.library_versions(),
         "examples": len(rows),
         "model_parameters": params,
         "tokens_per_example": {
@@ -249,16 +224,7 @@ def main() -> int:
         },
         "results": results,
     }
-    print(json.dumps(summary, indent=2))
-    print("\n| path | padding efficiency | real tokens/s | vs plain | seconds | train loss |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for r in results:
-        print(
-            f"| {r['path']} | {r['padding_efficiency']:.3f} | {r['real_tokens_per_second']:.0f} |"
-            f" {r['tokens_per_second_vs_plain']:.2f}x | {r['seconds']:.1f} | {r['train_loss']} |"
-        )
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    common.print_summary(summary, TABLE, args.json)
     return 0
 
 

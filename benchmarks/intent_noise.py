@@ -14,16 +14,15 @@ near-duplicate rules keep most of them; a copy keeps its original's true and giv
 """
 
 import json
-import os
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CURATION_SHARED_DIR", REPO.parent / "shared"))
-BANKING = SHARED / "data/banking77"
-CLINC = SHARED / "data/clinc150/data_full.json"
+from benchmarks import common
+
+BANKING = common.BANKING77
+CLINC = common.SHARED_DATA / "clinc150/data_full.json"
 
 _OPENERS = (
     "", "hi, ", "hello, ", "hey ", "good morning, ", "quick question: ", "please help, ",
@@ -41,10 +40,7 @@ def available() -> bool:
 
 def intents() -> pd.DataFrame:
     """Columns ``text``, ``label``, ``source`` (banking77 / clinc150); distinct texts."""
-    frames = [
-        pd.read_csv(BANKING / name).rename(columns={"category": "label"}).assign(source="banking77")
-        for name in ("train.csv", "test.csv")
-    ]
+    frames = [common.banking77(split).assign(source="banking77") for split in ("train", "test")]
     clinc = json.loads(CLINC.read_text())
     rows = [row for split in ("train", "val", "test") for row in clinc[split]]
     frames.append(pd.DataFrame(rows, columns=["text", "label"]).assign(source="clinc150"))
@@ -77,9 +73,17 @@ def with_confusable_noise(frame: pd.DataFrame, rate: float, seed: int) -> pd.Dat
     alt = options[np.arange(len(y)), option_sims.argmax(axis=1)]
     weight = option_sims.max(axis=1) + 0.02
     swapped = rng.choice(len(y), size=round(rate * len(y)), replace=False, p=weight / weight.sum())
+    return swap_labels(frame, swapped, labels[alt[swapped]])
+
+
+def swap_labels(
+    frame: pd.DataFrame, rows: np.ndarray, labels: Sequence[str] | np.ndarray
+) -> pd.DataFrame:
+    """A copy of ``frame`` whose ``rows`` (index labels) get ``labels``; the labels it had
+    become ``true_label``, and ``noisy`` says which rows now differ."""
     out = frame.copy()
     out["true_label"] = out["label"]
-    out.loc[swapped, "label"] = labels[alt[swapped]]
+    out.loc[rows, "label"] = labels
     out["noisy"] = out["label"] != out["true_label"]
     return out
 
