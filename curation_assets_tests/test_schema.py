@@ -10,8 +10,9 @@ from curation_assets.curation.filtering import tables as filtering_tables
 from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.curation.lineage import tables as lineage_tables
 from curation_assets.curation.review import tables as review_tables
+from curation_assets.curation.training import tables as training_tables
 
-STAGE_TABLES = (ingest_tables, filtering_tables, review_tables, lineage_tables)
+STAGE_TABLES = (ingest_tables, filtering_tables, review_tables, lineage_tables, training_tables)
 #: Declared tables that are a stage's bookkeeping, not assets of their own.
 BOOKKEEPING = {
     "ingest_batches",
@@ -21,6 +22,23 @@ BOOKKEEPING = {
     "suspect_models",
     "suspect_scores",
     "example_embeddings",
+    # filtering: the MinHash index, decontamination, PII scans, annotations, caches
+    "annotations",
+    "annotations_versions",
+    "contamination",
+    "contamination_meta",
+    "filter_generations",
+    "language_annotations",
+    "minhash_docs",
+    "minhash_index",
+    "minhash_meta",
+    "near_duplicates",
+    "pii_scanned",
+    "record_flags_ruleset",
+    # training: the model registry
+    "models",
+    "model_examples",
+    "model_evaluations",
 }
 
 
@@ -144,3 +162,55 @@ def test_a_key_over_several_columns_is_enforced():
     con.execute("INSERT INTO example_embeddings VALUES ('e1', 'static', [0.5])")  # other model
     with pytest.raises(duckdb.ConstraintException):
         con.execute("INSERT INTO example_embeddings VALUES ('e1', 'minilm', [0.1])")
+
+
+#: The hand-written DDL these tables were created with before they were declared (columns
+#: added later by ``ALTER TABLE ... ADD COLUMN`` left out): warehouses made with it exist.
+OLD_DDL = {
+    "minhash_docs": "seq BIGINT PRIMARY KEY, record_id VARCHAR UNIQUE, cluster_id BIGINT, "
+    "n_shingles INTEGER",
+    "near_duplicates": "record_id VARCHAR, cluster_id BIGINT, representative_record_id VARCHAR, "
+    "jaccard DOUBLE, matched_record_id VARCHAR, matched_jaccard DOUBLE, seq BIGINT",
+    "models": """model_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, model_dir VARCHAR,
+        base_model VARCHAR, data_version VARCHAR, train_examples BIGINT,
+        validation_examples BIGINT, train_loss DOUBLE, metrics VARCHAR, run_id VARCHAR""",
+    "model_examples": "model_id VARCHAR, example_id VARCHAR, split VARCHAR, prompt_key VARCHAR",
+    "model_evaluations": """model_id VARCHAR, evaluated_at TIMESTAMP, split VARCHAR,
+        examples BIGINT, accuracy DOUBLE, macro_f1 DOUBLE, report VARCHAR""",
+}
+
+
+def test_a_warehouse_made_with_the_old_ddl_conforms_to_the_declarations():
+    from curation_assets.curation.filtering import dedup
+    from curation_assets.curation.training import registry
+
+    con = duckdb.connect()
+    for name, ddl in OLD_DDL.items():
+        con.execute(f"CREATE TABLE {name} ({ddl})")
+    con.execute("INSERT INTO minhash_docs VALUES (0, 'b:1', 0, 12)")
+    con.execute("INSERT INTO models (model_id, run_id) VALUES ('m1', 'r1')")
+    dedup.ensure_index(con, dedup.MinHashConfig())  # creates what is missing, migrates
+    registry.ensure_registry(con)
+    for name in OLD_DDL:
+        assert schema.declared(name).drift(con, types=True) == [], name
+    # the rows stay; the columns added later are NULL on them; the keys still hold
+    assert con.sql("SELECT * FROM minhash_docs").fetchall() == [(0, "b:1", 0, 12, None, None)]
+    assert con.sql("SELECT run_id, task_type FROM models").fetchall() == [("r1", None)]
+    with pytest.raises(duckdb.ConstraintException):
+        con.execute("INSERT INTO minhash_docs VALUES (1, 'b:1', 1, 3, NULL, NULL)")
+
+
+def test_the_declared_keys_of_the_bookkeeping_tables_hold():
+    con = duckdb.connect()
+    filtering_tables.MINHASH_DOCS.create(con)
+    training_tables.MODELS.create(con)
+    con.execute("INSERT INTO minhash_docs VALUES (0, 'b:1', 0, 12, 'b', 'e1')")
+    for duplicate in (
+        "INSERT INTO minhash_docs VALUES (0, 'b:2', 0, 3, 'b', 'e2')",  # seq
+        "INSERT INTO minhash_docs VALUES (1, 'b:1', 1, 3, 'b', 'e2')",  # record_id
+    ):
+        with pytest.raises(duckdb.ConstraintException):
+            con.execute(duplicate)
+    con.execute("INSERT INTO models (model_id) VALUES ('m1')")
+    with pytest.raises(duckdb.ConstraintException):
+        con.execute("INSERT INTO models (model_id) VALUES ('m1')")

@@ -16,8 +16,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-ANNOTATIONS_TABLE = "annotations"
-ANNOTATIONS_SCHEMA = "record_id VARCHAR PRIMARY KEY, mojibake BOOLEAN NOT NULL"
+from curation_assets.curation.filtering.tables import ANNOTATIONS
+
+ANNOTATIONS_TABLE = ANNOTATIONS.name
+#: The columns of a mojibake annotations table (any name; declared as ``annotations``).
+ANNOTATIONS_SCHEMA = ANNOTATIONS.ddl()
 
 
 def mojibake_flags(texts: Iterable[str | None] | pa.Array | pa.ChunkedArray) -> list[bool]:

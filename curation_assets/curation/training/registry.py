@@ -2,7 +2,8 @@
 
 ``models`` holds one row per fine-tuned model, ``model_examples`` the examples (and
 split) each model saw, so lineage runs from every example to every model trained on
-it; ``model_evaluations`` holds the evaluation reports.
+it; ``model_evaluations`` holds the evaluation reports. The three are declared in
+``tables.yaml`` beside this module (``tables.py``).
 """
 
 import json
@@ -14,22 +15,15 @@ import duckdb
 import pandas as pd
 
 from curation_assets.curation.records import NORMALIZE_SQL, NORMALIZED_PROMPT_SQL
+from curation_assets.curation.training.tables import MODEL_EVALUATIONS, MODEL_EXAMPLES, MODELS
 from curation_assets.curation.warehouse import sql_literal
 
-_SCHEMAS = {
-    "models": """model_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, model_dir VARCHAR,
-        base_model VARCHAR, data_version VARCHAR, train_examples BIGINT,
-        validation_examples BIGINT, train_loss DOUBLE, metrics VARCHAR, run_id VARCHAR""",
-    "model_examples": "model_id VARCHAR, example_id VARCHAR, split VARCHAR, prompt_key VARCHAR",
-    "model_evaluations": """model_id VARCHAR, evaluated_at TIMESTAMP, split VARCHAR,
-        examples BIGINT, accuracy DOUBLE, macro_f1 DOUBLE, report VARCHAR""",
-}
-
-#: Columns added after the first release (older warehouses get them on first use).
+#: Declared columns added after the first release (older warehouses get them on first use).
 _ADDED_COLUMNS = {
-    "models": {"task_type": "VARCHAR", "seed": "BIGINT", "config": "VARCHAR"},
-    "model_evaluations": {"task_type": "VARCHAR", "loss": "DOUBLE", "train_overlap": "BIGINT"},
+    MODELS: ("task_type", "seed", "config"),
+    MODEL_EVALUATIONS: ("task_type", "loss", "train_overlap"),
 }
+#: The quality ladder's results: one row per rung, written from a frame (``write_ladder``).
 LADDER_TABLE = "quality_ladder"
 
 #: Examples (by normalized prompt) in both the train and validation set of the latest model.
@@ -41,11 +35,16 @@ TRAIN_VALIDATION_OVERLAP_SQL = """
 
 
 def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
-    for name, schema in _SCHEMAS.items():
-        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({schema})")
-    for name, columns in _ADDED_COLUMNS.items():
-        for column, kind in columns.items():
-            con.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column} {kind}")
+    """Create the registry tables from their declarations; add the later columns to tables
+    made before them (their declared types, at the end, where the declaration has them)."""
+    for table in (MODELS, MODEL_EXAMPLES, MODEL_EVALUATIONS):
+        table.create(con)
+    for table, added in _ADDED_COLUMNS.items():
+        for column in table.columns:
+            if column.name in added:
+                con.execute(
+                    f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS {column.name} {column.type}"
+                )
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, values: dict[str, Any]) -> None:

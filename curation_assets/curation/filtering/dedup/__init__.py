@@ -17,8 +17,9 @@ The index is incremental. Every sketched record gets a sequence number (``seq``,
 ``order_by`` order, later batches after earlier ones) and its band buckets are stored in
 DuckDB, so a new batch is sketched alone and matched against the index plus itself:
 
-* ``minhash_docs(seq, record_id, cluster_id, n_shingles)``: every record ever sketched;
-  ``cluster_id`` is the ``seq`` of its cluster's representative.
+* ``minhash_docs(seq, record_id, cluster_id, n_shingles, grp, version)``: every record
+  ever sketched; ``cluster_id`` is the ``seq`` of its cluster's representative, ``grp``
+  and ``version`` its group and content (stored by ``sync_records``).
 * ``minhash_index(seq, band, bucket)``: one row per record and band (``bucket`` already
   mixes in the band number, so joins use ``bucket`` alone).
 * ``minhash_meta(key, value)``: the settings the index was built with.

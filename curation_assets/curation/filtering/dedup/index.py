@@ -136,8 +136,6 @@ def sync_records(
     """
     config = config or MinHashConfig()
     ensure_index(con, config)
-    for column in ("grp", "version"):
-        con.execute(f"ALTER TABLE {DOCS} ADD COLUMN IF NOT EXISTS {column} VARCHAR")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _mh_src AS SELECT record_id::VARCHAR AS record_id, "
         f"({group})::VARCHAR AS grp, ({version})::VARCHAR AS version FROM {relation(source)}"

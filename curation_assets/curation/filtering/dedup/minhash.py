@@ -8,13 +8,23 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from curation_assets.curation.filtering.tables import (
+    MINHASH_DOCS,
+    MINHASH_INDEX,
+    MINHASH_META,
+    NEAR_DUPLICATES,
+)
+
 #: The text that is compared: prompt and response, NFC-normalized, lower case. Word
 #: extraction below makes whitespace normalization (as in ``NORMALIZE_SQL``) unnecessary.
 TEXT_SQL = "lower(nfc_normalize(coalesce(prompt, '') || ' ' || coalesce(response, '')))"
 #: A word: a run of Unicode letters, digits and underscores (RE2 ``\w`` is ASCII only).
 WORD_PATTERN = r"[\p{L}\p{N}_]+"
 
-DOCS, INDEX, META, OUTPUT = "minhash_docs", "minhash_index", "minhash_meta", "near_duplicates"
+#: The index tables (declared in ``filtering/tables.yaml``; created by ``storage.ensure_index``).
+DOCS, INDEX, META, OUTPUT = (
+    t.name for t in (MINHASH_DOCS, MINHASH_INDEX, MINHASH_META, NEAR_DUPLICATES)
+)
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

@@ -1,5 +1,6 @@
-"""The index tables in DuckDB: their creation and settings check, their reset, and the
-append of new records, buckets and ``near_duplicates`` rows."""
+"""The index tables in DuckDB (declared in ``filtering/tables.yaml``): their creation and
+settings check, their reset, and the append of new records, buckets and ``near_duplicates``
+rows."""
 
 import contextlib
 import json
@@ -17,21 +18,22 @@ from curation_assets.curation.filtering.dedup.minhash import (
     WORD_PATTERN,
     MinHashConfig,
 )
+from curation_assets.curation.filtering.tables import (
+    MINHASH_DOCS,
+    MINHASH_INDEX,
+    MINHASH_META,
+    NEAR_DUPLICATES,
+    add_columns,
+)
 
 
 def ensure_index(con: duckdb.DuckDBPyConnection, config: MinHashConfig) -> None:
-    """Create the index tables; refuse an index built with other settings."""
-    con.execute(f"CREATE TABLE IF NOT EXISTS {META} (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {DOCS} (seq BIGINT PRIMARY KEY, record_id VARCHAR UNIQUE, "
-        "cluster_id BIGINT, n_shingles INTEGER)"
-    )
-    con.execute(f"CREATE TABLE IF NOT EXISTS {INDEX} (seq BIGINT, band SMALLINT, bucket BIGINT)")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {OUTPUT} (record_id VARCHAR, cluster_id BIGINT, "
-        "representative_record_id VARCHAR, jaccard DOUBLE, matched_record_id VARCHAR, "
-        "matched_jaccard DOUBLE, seq BIGINT)"
-    )
+    """Create the index tables (from their declarations); refuse an index built with other
+    settings."""
+    for table in (MINHASH_META, MINHASH_DOCS, MINHASH_INDEX, NEAR_DUPLICATES):
+        table.create(con)
+    # indexes made before ``sync_records`` stored each record's group and content
+    add_columns(con, MINHASH_DOCS, "grp", "version")
     wanted = fingerprint(con, config)
     stored = dict(con.execute(f"SELECT key, value FROM {META}").fetchall())
     if not stored:

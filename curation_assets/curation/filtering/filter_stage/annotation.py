@@ -9,16 +9,21 @@ from curation_assets.curation.filtering.filter_stage.config import (
     NON_DOCUMENT_SQL,
     FilterConfig,
 )
+from curation_assets.curation.filtering.tables import (
+    ANNOTATIONS,
+    ANNOTATIONS_VERSIONS,
+    LANGUAGE_ANNOTATIONS,
+)
 
 #: The content (example_id) each mojibake flag of ``annotations`` was computed from.
-MOJIBAKE_VERSIONS = "annotations_versions"
+MOJIBAKE_VERSIONS = ANNOTATIONS_VERSIONS.name
 
 
 def annotate_languages(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
     """Language of new records: pairs by their first ``language_max_chars`` characters,
     web documents by their first ``language_document_chars``. Returns the records done."""
     table = language.LANGUAGE_TABLE
-    con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({language.ANNOTATIONS_SCHEMA})")
+    LANGUAGE_ANNOTATIONS.create(con)
     rule_engine.drop_stale(con, table)
     missing = (
         f"NOT EXISTS (SELECT 1 FROM {table} a WHERE a.record_id = raw_scrapes.record_id "
@@ -44,12 +49,10 @@ def annotate_mojibake(con: duckdb.DuckDBPyConnection) -> int:
     documents, nearly all with a non-ASCII character, never reach ftfy). Returns the
     number of records annotated."""
     table = annotators.ANNOTATIONS_TABLE
-    con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({annotators.ANNOTATIONS_SCHEMA})")
+    ANNOTATIONS.create(con)
     # the annotations table has no content key: ``MOJIBAKE_VERSIONS`` records the example_id
     # each flag was computed from; a flag without a current version is stale
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {MOJIBAKE_VERSIONS} (record_id VARCHAR, example_id VARCHAR)"
-    )
+    ANNOTATIONS_VERSIONS.create(con)
     rule_engine.drop_stale(con, MOJIBAKE_VERSIONS)
     con.execute(
         f"DELETE FROM {table} WHERE record_id NOT IN (SELECT record_id FROM {MOJIBAKE_VERSIONS})"

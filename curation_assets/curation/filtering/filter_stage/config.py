@@ -12,12 +12,13 @@ from curation_assets.curation.filtering import (
     pii,
     rule_engine,
 )
+from curation_assets.curation.filtering.tables import CONTAMINATION
 
 #: Records of web-document batches (HTML/WARC/WET), and the others (pairs, labelled data).
 DOCUMENT_SQL = document_rules.DOCUMENT_BATCH_SQL
 NON_DOCUMENT_SQL = f"NOT ({DOCUMENT_SQL})"
 #: The matches of decontamination, read by the ``contaminated`` rule.
-CONTAMINATION_TABLE = "contamination"
+CONTAMINATION_TABLE = CONTAMINATION.name
 
 
 @dataclass(frozen=True)

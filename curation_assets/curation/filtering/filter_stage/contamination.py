@@ -12,9 +12,10 @@ from curation_assets.curation.filtering.filter_stage.config import (
     CONTAMINATION_TABLE,
     FilterConfig,
 )
+from curation_assets.curation.filtering.tables import CONTAMINATION, CONTAMINATION_META
 from curation_assets.curation.ingest import intake
 
-_CONTAMINATION_META = "contamination_meta"
+_CONTAMINATION_META = CONTAMINATION_META.name
 
 
 def evaluation_texts(
@@ -53,11 +54,8 @@ def decontaminate(
         pd.util.hash_pandas_object(evaluation, index=False).to_numpy().tobytes()
         + str(cfg.decontamination_ngram).encode()
     ).hexdigest()[:16]
-    con.execute(f"CREATE TABLE IF NOT EXISTS {_CONTAMINATION_META} (digest VARCHAR)")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {CONTAMINATION_TABLE} (record_id VARCHAR, "
-        "example_id VARCHAR, eval_id VARCHAR, overlap_ngrams BIGINT, checked BOOLEAN)"
-    )
+    CONTAMINATION_META.create(con)
+    CONTAMINATION.create(con)
     same = con.execute(f"SELECT digest FROM {_CONTAMINATION_META}").fetchall() == [(digest,)]
     if not same:
         con.execute(f"DELETE FROM {CONTAMINATION_TABLE}")

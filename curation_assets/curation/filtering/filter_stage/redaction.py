@@ -7,12 +7,12 @@ import hashlib
 import duckdb
 import pandas as pd
 
-from curation_assets.curation.filtering import pii, rule_engine
+from curation_assets.curation.filtering import pii, rule_engine, tables
 from curation_assets.curation.filtering.filter_stage.config import FilterConfig
 from curation_assets.curation.filtering.tables import PII_REDACTIONS
 
 PII_TABLE = PII_REDACTIONS.name
-PII_SCANNED = "pii_scanned"  # records already scanned for PII (found or not), by content
+PII_SCANNED = tables.PII_SCANNED.name  # records already scanned for PII (found or not)
 W = rule_engine.WORKING_TABLE  # the stage writes here; ``filtered`` is published from it
 #: Every PII kind needs an "@", a URL marker or a digit: cheap pre-selection of candidates.
 _PII_HINT = r"@|://|www\.|\d"
@@ -23,10 +23,10 @@ def redact(con: duckdb.DuckDBPyConnection, cfg: FilterConfig) -> int:
     rows not scanned under the current settings (their text in ``filtered`` is still the
     original)."""
     PII_REDACTIONS.create(con)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {PII_SCANNED} (record_id VARCHAR, digest VARCHAR)")
+    tables.PII_SCANNED.create(con)
     # the content a scan was made of: a record dropped again with new text is scanned again
     # (a scan without it, from before the column existed, counts as stale)
-    con.execute(f"ALTER TABLE {PII_SCANNED} ADD COLUMN IF NOT EXISTS example_id VARCHAR")
+    tables.add_columns(con, tables.PII_SCANNED, "example_id")
     setting = hashlib.sha256(repr((cfg.pii_kinds, cfg.pii_key)).encode()).hexdigest()[:16]
     stale = f"""SELECT record_id FROM {PII_SCANNED} s WHERE digest <> ? OR NOT EXISTS (
                     SELECT 1 FROM raw_scrapes r

@@ -18,13 +18,13 @@ from curation_assets.curation.filtering.rule_engine.sync import (
     set_generation,
     table_exists,
 )
-from curation_assets.curation.filtering.tables import REJECTIONS
+from curation_assets.curation.filtering.tables import RECORD_FLAGS_RULESET, REJECTIONS
 
 RECORD_FLAGS = "record_flags"  # cached flags of the record-scope rules, one row per record
 #: Cached ``rejections`` rows of the record-scope rules (reason and detail computed once, when
 #: the record's flags are), kept in step with ``record_flags``.
 RECORD_REJECTIONS = "record_rejections"
-_RULESET_TABLE = "record_flags_ruleset"
+_RULESET_TABLE = RECORD_FLAGS_RULESET.name
 REJECTIONS_SCHEMA = REJECTIONS.ddl()
 
 
@@ -40,7 +40,7 @@ def update_record_flags(
     predicate does not hold is FALSE there. The pieces are combined with UNION ALL.
     """
     fingerprint = ruleset_fingerprint(rules)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {_RULESET_TABLE} (fingerprint VARCHAR)")
+    RECORD_FLAGS_RULESET.create(con)
     stored = con.execute(f"SELECT fingerprint FROM {_RULESET_TABLE}").fetchall()
     cached = (
         incremental

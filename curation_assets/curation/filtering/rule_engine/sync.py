@@ -4,9 +4,10 @@ derived table came from, dropping stale per-record cache rows, and :func:`batch_
 
 import duckdb
 
+from curation_assets.curation.filtering.tables import FILTER_GENERATIONS
 from curation_assets.curation.warehouse import sql_literal
 
-_GENERATIONS = "filter_generations"  # which build of record_flags a table was derived from
+_GENERATIONS = FILTER_GENERATIONS.name  # which build of record_flags a table was derived from
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -26,18 +27,14 @@ def count_rows(con: duckdb.DuckDBPyConnection, sql: str) -> int:
 
 def generation(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
     """The build of ``record_flags`` that ``table`` was derived from (None: unknown)."""
-    _ensure_generations(con)
+    FILTER_GENERATIONS.create(con)
     found = con.execute(f"SELECT generation FROM {_GENERATIONS} WHERE name = ?", [table]).fetchall()
     return found[0][0] if found else None
 
 
-def _ensure_generations(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE TABLE IF NOT EXISTS {_GENERATIONS} (name VARCHAR, generation VARCHAR)")
-
-
 def set_generation(con: duckdb.DuckDBPyConnection, table: str, generation: str | None) -> None:
     """Record the build of ``record_flags`` that ``table`` is now derived from."""
-    _ensure_generations(con)
+    FILTER_GENERATIONS.create(con)
     con.execute(f"DELETE FROM {_GENERATIONS} WHERE name = ?", [table])
     con.execute(f"INSERT INTO {_GENERATIONS} VALUES (?, ?)", [table, generation])
 
