@@ -5,7 +5,7 @@ fine-tuning, loss on the response), what both share: ``examples`` (training rows
 version), ``trainer_hooks`` (metrics callback, logging interval, loss curve) and
 ``artifacts`` (the one writer of the training manifest and model card); ``lora`` (peft
 adapters), ``launch`` (Pipes launch arguments, local or Kubernetes), ``pipes_train`` (the
-standalone script Dagster launches through Pipes) and ``registry`` (which model saw which
-example). Heavy imports live in function bodies so that importing the code location stays
-fast.
+standalone script Dagster launches through Pipes), ``registry`` (which model saw which
+example) and ``tables`` (the registry's tables, declared in ``tables.yaml``). Heavy
+imports live in function bodies so that importing the code location stays fast.
 """
