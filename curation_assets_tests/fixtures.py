@@ -2,8 +2,10 @@
 
 import dataclasses
 import json
+import os
 import random
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from pathlib import Path
@@ -14,6 +16,9 @@ import pandas as pd
 from curation_assets.config import Settings
 from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.curation.records import example_id
+
+#: The repository's root: the dagster.yaml and workspace.yaml that Dagster is started with.
+REPO = Path(__file__).resolve().parents[1]
 
 #: The product's public asset contract, in lineage order.
 CONTRACT = (
@@ -79,6 +84,13 @@ def write_csv(inbox: Path, rows: list[dict], name: str = "batch_b.csv") -> Path:
     return path
 
 
+def write_two_batches(inbox: Path, rows: list[dict]) -> None:
+    """The usual two inbox files: ``rows[:60]`` as JSONL with broken lines, and a CSV of
+    the rest that repeats 8 of them (``rows[55:60]`` and ``rows[:3]``)."""
+    write_inbox(inbox, rows[:60])
+    write_csv(inbox, rows[55:] + rows[:3])
+
+
 def write_decisions(path: Path, rows: list[dict], expert_share: float = 1.0) -> Path:
     """Reviewer accepts every row; an expert confirms the first ``expert_share`` of them."""
     start = datetime(2026, 11, 1, tzinfo=UTC)
@@ -110,6 +122,23 @@ def write_decisions(path: Path, rows: list[dict], expert_share: float = 1.0) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     return path
+
+
+def accept_all(settings: Settings, rows: list[dict], path: Path) -> None:
+    """Every one of ``rows`` accepted, an expert confirming each: the decisions written to
+    ``path`` and imported into the decision store (as ``curation decisions import``)."""
+    from curation_assets.curation.review import decisions
+
+    decisions.import_file(write_decisions(path, rows), settings.decision_store)
+
+
+def reviewed_inbox(settings: Settings, decisions_path: Path) -> list[dict]:
+    """``make_rows(30)`` accepted in the decision store, then dropped into the inbox as one
+    JSONL file (``batch_a.jsonl``) with broken lines; returns the rows."""
+    rows = make_rows(30)
+    accept_all(settings, rows, decisions_path)
+    write_inbox(settings.inbox, rows)
+    return rows
 
 
 def small_settings(data_dir: Path, base_model: str, **overrides) -> Settings:
@@ -146,6 +175,51 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def dagster_env(settings: Settings, root: Path) -> dict[str, str]:
+    """The environment of a ``curation`` or ``dagster`` process on ``settings``: this one's
+    without its ``CURATION_*`` variables, plus those of ``settings`` and a new DAGSTER_HOME
+    (``root/dagster_home``, holding the repository's dagster.yaml)."""
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CURATION_")}
+    env.update(settings_env(settings), DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1")
+    return env
+
+
+#: Three intents, each told by its keywords: the tiny models' task.
+INTENT_KEYWORDS = {
+    "refund": ["refund", "money", "reimburse"],
+    "shipping": ["delivery", "parcel", "courier"],
+    "login": ["password", "login", "locked"],
+}
+INTENT_FILLER = ("please", "help", "me", "with", "my", "order", "today", "thanks", "the", "a")
+
+
+def intent_examples(
+    n: int,
+    seed: int,
+    *,
+    filler_words: int | tuple[int, int] = 4,
+    filler: tuple[str, ...] = INTENT_FILLER,
+    id_format: str = "ex-{i:03d}",
+) -> list[dict]:
+    """``n`` examples (``example_id``, ``prompt``, ``response``), the intents in turn, each
+    prompt two of its intent's keywords among ``filler_words`` filler words (a count, or a
+    range drawn for each prompt)."""
+    rng = random.Random(seed)
+    labels = list(INTENT_KEYWORDS)
+    rows = []
+    for i in range(n):
+        label = labels[i % len(labels)]
+        k = filler_words if isinstance(filler_words, int) else rng.randint(*filler_words)
+        words = rng.sample(filler, k) + rng.sample(INTENT_KEYWORDS[label], 2)
+        rng.shuffle(words)
+        eid = id_format.format(seed=seed, i=i)
+        rows.append({"example_id": eid, "prompt": " ".join(words), "response": label})
+    return rows
+
+
 def page_fields(html: str) -> dict[str, str]:
     """A review-app page's hidden inputs (csrf, token) and the example it shows."""
     found = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html)
@@ -154,6 +228,14 @@ def page_fields(html: str) -> dict[str, str]:
     if shown:
         out["example_id"] = unescape(shown[1])
     return out
+
+
+def nothing_left_reasons(html: str) -> dict[str, int]:
+    """The review app's "nothing left" page: its counts by reason (and the queue size,
+    ``total``)."""
+    assert 'id="queue-done"' in html
+    rows = re.findall(r'<tr[^>]*data-reason="(\w+)"><td class="num">(\d+)</td>', html)
+    return {reason: int(n) for reason, n in rows}
 
 
 def filter_inbox(settings: Settings) -> duckdb.DuckDBPyConnection:

@@ -1,43 +1,42 @@
 """The ``curation`` command as a new user meets it: a first run on unreviewed data waits
 for review (exit 0) instead of failing, a held batch still fails, and the small things
 (``--version``, an empty users list, a closed pipe, the verdict of a duplicate, the source
-line of an exported queue item, help on every flag, training progress)."""
+line of an exported queue item, help on every flag, the same command line on Typer, usage
+errors as one line and exit 2, training progress)."""
 
-import argparse
 import json
 import logging
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import duckdb
 import pytest
+import typer
 
 from curation_assets import cli
+from curation_assets.cli import runs
 from curation_assets.runs import pipeline
 from curation_assets_tests.fixtures import (
     make_rows,
     settings_env,
     small_settings,
-    write_csv,
-    write_inbox,
+    write_two_batches,
 )
-from curation_assets_tests.tiny_models import build_tiny_classifier_base
 
 pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, support_base):
     """Two inbox files (the CSV repeats 8 rows of the JSONL), no decisions, its own
     DAGSTER_HOME; the CURATION_* variables point ``curation`` at it."""
     root = tmp_path_factory.mktemp("cli")
     rows = make_rows(30)
-    base = build_tiny_classifier_base(root / "base", [r["text"] for r in rows])
-    settings = small_settings(root / "data", base_model=str(base))
-    write_inbox(settings.inbox, rows[:60])
-    write_csv(settings.inbox, rows[55:] + rows[:3])
+    settings = small_settings(root / "data", base_model=str(support_base))
+    write_two_batches(settings.inbox, rows)
     env = {**settings_env(settings), "DAGSTER_HOME": str(root / "dagster_home")}
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -130,9 +129,7 @@ def test_exported_queue_items_name_their_source_file_and_line(world, first_run, 
 
 
 def test_version_empty_users_list_and_settings_as_comma_lists(world, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["--version"])
-    assert exit_info.value.code == 0
+    assert cli.main(["--version"]) == 0  # returned, not raised as SystemExit
     assert capsys.readouterr().out.startswith("curation ")
     status, out = _main_output(["users", "list"])
     assert status == 0
@@ -142,20 +139,117 @@ def test_version_empty_users_list_and_settings_as_comma_lists(world, capsys):
     assert json.loads(out)["labels"] == "billing, delivery, login"
 
 
-def test_every_argument_has_a_help_text():
+def _commands(command, path: str = "curation"):
+    """Every (command path, command) of the Typer app, groups included."""
+    yield path, command
+    for name, child in getattr(command, "commands", {}).items():
+        yield from _commands(child, f"{path} {name}")
+
+
+def test_every_command_and_argument_has_a_help_text():
     missing = []
-
-    def walk(parser: argparse.ArgumentParser, path: str) -> None:
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, child in action.choices.items():
-                    walk(child, f"{path} {name}")
-            elif not action.help:
-                missing.append(f"{path} {action.dest}")
-
-    walk(cli.build_parser(), "curation")
+    for path, command in _commands(typer.main.get_command(cli.app)):
+        if not (command.help or command.short_help):
+            missing.append(path)
+        missing += [f"{path} {param.name}" for param in command.params if not param.help]
     assert missing == []
     assert cli.START_STAGES == pipeline.START_STAGES
+    assert typing.get_args(runs.StartStage) == cli.START_STAGES
+
+
+#: The command line as argparse had it: command -> {option or ARGUMENT: (default, required)}.
+COMMAND_LINE = {
+    "curation": {"--version": (False, False)},
+    "curation demo": {"--fresh": (False, False), "--verbose": (False, False)},
+    "curation run": {
+        "--skip-training": (False, False),
+        "--from": (None, False),
+        "--verbose": (False, False),
+    },
+    "curation trace": {"ID": (None, True), "--json": (False, False)},
+    "curation decisions": {},
+    "curation decisions import": {"FILE": (None, True), "--role": ("reviewer", False)},
+    "curation decisions export-queue": {"FILE": (None, True), "--format": ("jsonl", False)},
+    "curation review": {
+        "--host": (None, False),
+        "--port": (None, False),
+        "--secure-cookies": (False, False),
+        "--log-level": ("info", False),
+    },
+    "curation users": {},
+    "curation users add": {
+        "NAME": (None, True),
+        "--role": (None, True),
+        "--password-stdin": (False, False),
+        "--replace": (False, False),
+    },
+    "curation users list": {},
+    "curation batches": {},
+    "curation batches list": {},
+    "curation batches accept": {
+        "BATCH": (None, True),
+        "--reason": (None, True),
+        "--by": (None, False),
+    },
+    "curation settings": {},
+}
+
+
+def test_the_command_line_keeps_every_subcommand_option_and_default():
+    found = {
+        path: {
+            (param.opts[0] if param.opts[0].startswith("-") else param.metavar): (
+                param.default,
+                param.required,
+            )
+            for param in command.params
+        }
+        for path, command in _commands(typer.main.get_command(cli.app))
+    }
+    assert found == COMMAND_LINE
+
+
+def test_usage_errors_and_refused_input_are_one_line_and_exit_2(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURATION_DATA_DIR", str(tmp_path))
+    missing = tmp_path / "missing.jsonl"
+    for argv, message in [
+        (["run", "--from", "nowhere"], "Invalid value for '--from'"),
+        (["decisions", "import", str(tmp_path), "--role", "admin"], "Invalid value for '--role'"),
+        (["review", "--port", "http"], "Invalid value for '--port'"),
+        (["users", "add", "ann"], "Missing option '--role'"),
+        (["no-such-command"], "No such command 'no-such-command'"),
+        (["decisions", "import", str(missing)], f"no such file: {missing}"),
+        (["decisions", "import", str(tmp_path)], f"not a file: {tmp_path}"),
+        (["trace", "x"], "nothing published under"),
+        (["batches", "accept", "x.jsonl", "--reason", "r"], "x.jsonl is not held back"),
+    ]:
+        status, out = _main_output(argv)
+        assert status == 2, (argv, out)
+        assert message in out and "Traceback" not in out, (argv, out)
+    status, out = _main_output([])  # no command: the help, as a usage error
+    assert status == 2 and "Usage: curation" in out
+    status, out = _main_output(["run", "--help"])
+    assert status == 0 and "--skip-training" in out and "--from" in out
+
+
+def test_help_names_the_exit_codes_and_loads_neither_dagster_nor_torch():
+    code = (
+        "import sys; from curation_assets import cli; status = cli.main(['--help']); "
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'torch', 'pandas'}); "
+        "print('heavy:', heavy, 'status:', status)"
+    )
+    env = {**os.environ, "COLUMNS": "200"}  # rich wraps help at the terminal width
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert "heavy: [] status: 0" in child.stdout, child.stdout + child.stderr
+    assert "Exit codes" in child.stdout and "usage error or refused input" in child.stdout
+
+
+def test_trace_of_an_unknown_id_is_one_line_and_exits_1(world, first_run):
+    status, out = _main_output(["trace", "no-such-id"])
+    assert status == 1
+    assert out.splitlines() == ["no-such-id: unknown id: not in raw_scrapes or quarantine"]
 
 
 def test_a_closed_output_pipe_ends_quietly(world):

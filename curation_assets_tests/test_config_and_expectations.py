@@ -1,10 +1,23 @@
-"""Settings come from one place with env overrides; GX suites report what failed."""
+"""Settings come from one place with env overrides; GX suites report what failed, the
+stages' suites among them (every test that runs GX is in this file: one worker of a
+parallel run imports it)."""
+
+import json
+from datetime import datetime
 
 import duckdb
 import pytest
 
-from curation_assets.config import DEMO_LABELS, Settings
+from curation_assets.config import PROJECT_ROOT, Settings
 from curation_assets.curation.expectations import Validation, expect, run_validations
+from curation_assets.curation.filtering import filter_stage
+from curation_assets.curation.review import review_stage
+from curation_assets_tests.test_decisions_and_review import (
+    _decision,
+    _store,
+    queued,  # noqa: F401 - a fixture
+)
+from curation_assets_tests.test_filter_stage import GOOD, _load
 
 
 def test_env_overrides_every_kind_of_field(tmp_path):
@@ -25,8 +38,18 @@ def test_env_overrides_every_kind_of_field(tmp_path):
     assert s.inbox == tmp_path / "inbox"
 
 
-def test_defaults_run_the_demo_and_labels_can_be_cleared():
-    assert Settings.from_env({}).labels == DEMO_LABELS
+def test_defaults_run_the_demo_and_labels_can_be_cleared(monkeypatch):
+    """The defaults are the settings the bundled demo data was built for (its manifest
+    records them), and an explicit environment is all that ``from_env`` reads."""
+    monkeypatch.setenv("CURATION_LABELS", "not,these")
+    monkeypatch.setenv("CURATION_TASK_TYPE", "instruction")
+    manifest = json.loads(
+        (PROJECT_ROOT / "curation_assets" / "sample_data" / "manifest.json").read_text()
+    )
+    defaults = Settings.from_env({})
+    assert sorted(defaults.labels) == sorted(manifest["allowed_labels"])
+    assert defaults.task_type == manifest["task"]["type"]
+    assert defaults.min_prompt_chars == manifest["min_prompt_chars"]
     assert Settings.from_env({"CURATION_LABELS": ""}).labels == ()
 
 
@@ -137,3 +160,49 @@ def test_only_classification_with_a_label_set_restricts_the_response():
     assert kinds(classified).count("ExpectColumnValuesToBeInSet") == 1 + kinds(
         Settings(labels=())
     ).count("ExpectColumnValuesToBeInSet")
+
+
+# --- the stages' suites ------------------------------------------------------------
+
+
+def test_a_rule_that_suddenly_drops_most_of_a_batch_fails_the_filtered_suite(con, tmp_path):
+    from curation_assets.defs.filtering.suites import filtered_expectations
+
+    settings = Settings(data_dir=tmp_path, task_type="instruction", labels=())
+    rows = [*GOOD, *({"instruction": f"Say {i}.", "output": "ok"} for i in range(6))]
+    _load(con, tmp_path, "a.jsonl", rows, datetime(2026, 1, 1))
+    filter_stage.run_stage(con, filter_stage.FilterConfig(task_type="instruction"))
+    suite = {v.name: v for v in filtered_expectations(settings)}
+    result = run_validations(con, [suite["rule_drop_rates"]])
+    assert not result.success  # prompt_too_short dropped 6 of 10 records > 0.30
+    assert result.failures[0]["unexpected_count"] == 1
+    relaxed = Settings(
+        data_dir=tmp_path,
+        task_type="instruction",
+        labels=(),
+        rule_drop_rate_bounds={"prompt_too_short": "0.7"},
+    )
+    relaxed_suite = {v.name: v for v in filtered_expectations(relaxed)}
+    assert run_validations(con, [relaxed_suite["rule_drop_rates"]]).success
+
+
+def test_agreement_check_bounds_kappa_once_there_is_enough_overlap(queued, tmp_path):  # noqa: F811
+    from curation_assets.defs.review.suites import reviewed_expectations
+
+    con, ids = queued
+    rows = []
+    for i, eid in enumerate(ids[:8]):  # alice accepts all, bob rejects every other one
+        rows += [
+            _decision(eid, who="alice"),
+            _decision(eid, who="bob", decision=("accept", "reject")[i % 2]),
+        ]
+    frame = _store(tmp_path, rows)
+    review_stage.build_review_queue(con, frame, review_stage.QueueConfig(reviews_required=2))
+    stats = review_stage.build_reviewed(con, frame, reviews_required=2).set_index("scope")
+    assert stats.loc["overall", "items"] == 8 and stats.loc["overall", "kappa"] < 0.4
+    strict = Settings(labels=(), min_agreement=0.4, min_agreement_items=5)
+    result = run_validations(con, reviewed_expectations(strict))
+    assert not result.success
+    assert [f["validation"] for f in result.failures] == ["agreement"]
+    lenient = Settings(labels=(), min_agreement=0.4, min_agreement_items=50)
+    assert run_validations(con, reviewed_expectations(lenient)).success  # too few to judge

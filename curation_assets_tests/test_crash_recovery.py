@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import dagster as dg
 import psutil
@@ -22,19 +21,11 @@ from dagster._core.events import DagsterEventType, EngineEventData
 from dagster._core.storage.tags import GRPC_INFO_TAG
 from dagster._core.test_utils import create_run_for_test
 
-from curation_assets.curation.review import decisions
 from curation_assets.runs import recovery
-from curation_assets_tests.fixtures import (
-    make_rows,
-    settings_env,
-    small_settings,
-    write_decisions,
-    write_inbox,
-)
+from curation_assets_tests.fixtures import REPO, dagster_env, reviewed_inbox, small_settings
 
 pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
 
-ROOT = Path(__file__).parents[1]
 POOL = "duckdb"
 
 
@@ -195,21 +186,15 @@ def _wait_for_slot_holder(instance, proc, deadline_s: float) -> dg.DagsterRun:
 
 @pytest.mark.slow
 def test_sigkilled_curation_run_is_recovered_by_the_next_run(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
     settings = small_settings(tmp_path / "data", base_model="unused-with-skip-training")
-    rows = make_rows(30)
-    write_inbox(settings.inbox, rows)
-    decisions.import_file(write_decisions(tmp_path / "d.jsonl", rows), settings.decision_store)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CURATION_")}
-    env.update(settings_env(settings), DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1")
+    reviewed_inbox(settings, tmp_path / "d.jsonl")
+    env = dagster_env(settings, tmp_path)
     command = [sys.executable, "-m", "curation_assets.cli", "run", "--skip-training"]
 
     def start() -> subprocess.Popen:
         return subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -217,7 +202,7 @@ def test_sigkilled_curation_run_is_recovered_by_the_next_run(tmp_path):
             start_new_session=True,
         )
 
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         first = start()
         try:
             killed = _wait_for_slot_holder(instance, first, deadline_s=240)

@@ -76,10 +76,13 @@ def test_a_failing_insert_rolls_the_replacement_back(tmp_path, monkeypatch):
 
 
 def test_users_are_hashed_with_argon2(tmp_path):
+    from argon2 import PasswordHasher
+
     store = tmp_path / "d.sqlite"
     decisions.add_user(store, "dr_chen", "correct horse", "expert")
     raw = sqlite3.connect(store).execute("SELECT password_hash FROM users").fetchone()[0]
     assert raw.startswith("$argon2id$") and "correct horse" not in raw
+    assert not PasswordHasher().check_needs_rehash(raw)  # the library's default costs
     assert decisions.verify_password(store, "dr_chen", "correct horse")["role"] == "expert"
     assert decisions.verify_password(store, "dr_chen", "wrong horse") is None
     assert decisions.verify_password(store, "nobody", "correct horse") is None
@@ -198,6 +201,7 @@ def _reader(store: str, stop, seen) -> None:
     seen.put(sorted(sizes))
 
 
+@pytest.mark.integration  # ten forked processes on one store
 def test_concurrent_writers_and_publisher_lose_nothing(tmp_path):
     store = str(tmp_path / "d.sqlite")
     decisions.connect(Path(store)).close()
@@ -226,7 +230,7 @@ def test_concurrent_writers_and_publisher_lose_nothing(tmp_path):
     assert set(frame["example_id"]) == expected
 
 
-def test_cli_users_and_queue_export(tmp_path, monkeypatch, capsys):
+def test_cli_users_and_queue_export(tmp_path, monkeypatch, capsys, quick_password_hash):
     import io
 
     from curation_assets import cli

@@ -5,8 +5,6 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-import dagster as dg
-import pandas as pd
 import pytest
 
 from curation_assets.config import Settings
@@ -14,8 +12,6 @@ from curation_assets.curation.filtering import generic_rules, rule_engine
 from curation_assets.curation.ingest import intake
 from curation_assets.curation.records import example_id
 from curation_assets.curation.review import decisions, review_stage
-from curation_assets.defs.resources import build_resources
-from curation_assets.defs.review.assets import review_queue
 
 
 def _decision(
@@ -80,11 +76,8 @@ def test_csv_import(tmp_path):
     assert (stored.role, stored.corrected_response) == ("expert", "login")
 
 
-@pytest.fixture
-def queued(con, tmp_path):
-    rows = [{"text": f"please reset my password {i}", "label": "login"} for i in range(6)]
-    rows += [{"text": f"refund the double charge {i}", "label": "billing"} for i in range(6)]
-    path = tmp_path / "a.jsonl"
+def _filter(con, rows, tmp_path, name="a.jsonl"):
+    path = tmp_path / name
     path.write_text("\n".join(json.dumps(r) for r in rows))
     intake.store_batch(con, intake.read_file(path, {}, 10_000), datetime(2026, 1, 1))
     rule_engine.run_filters(
@@ -93,6 +86,13 @@ def queued(con, tmp_path):
             min_prompt_chars=3, max_prompt_chars=500, min_response_chars=1, max_response_chars=50
         ),
     )
+
+
+@pytest.fixture
+def queued(con, tmp_path):
+    rows = [{"text": f"please reset my password {i}", "label": "login"} for i in range(6)]
+    rows += [{"text": f"refund the double charge {i}", "label": "billing"} for i in range(6)]
+    _filter(con, rows, tmp_path)
     return con, [example_id(r["text"], r["label"]) for r in rows]
 
 
@@ -163,18 +163,6 @@ def test_train_rows_near_a_validation_row_are_excluded_not_trained(con):
     exclude_near_validation(con, ngram=8)
     rows = con.sql("SELECT example_id, split, near_validation FROM verified ORDER BY 1").fetchall()
     assert rows == [("t1", "excluded", "v1"), ("t2", "train", None), ("v1", "validation", None)]
-
-
-def _filter(con, rows, tmp_path, name="a.jsonl"):
-    path = tmp_path / name
-    path.write_text("\n".join(json.dumps(r) for r in rows))
-    intake.store_batch(con, intake.read_file(path, {}, 10_000), datetime(2026, 1, 1))
-    rule_engine.run_filters(
-        con,
-        generic_rules.rules_for(
-            min_prompt_chars=3, max_prompt_chars=500, min_response_chars=1, max_response_chars=50
-        ),
-    )
 
 
 _WORDS = {
@@ -357,7 +345,13 @@ def test_expert_time_accounting(queued, tmp_path):
     assert accounting["expert_seconds_per_verified_example"] == 20.0
 
 
+@pytest.mark.integration  # a Dagster run: the asset, its GX audit and a suspect-model fit
 def test_review_queue_asset_publishes_both_queues(tmp_path):
+    import dagster as dg
+
+    from curation_assets.defs.resources import build_resources
+    from curation_assets.defs.review.assets import review_queue
+
     settings = Settings(
         data_dir=tmp_path / "data",
         labels=("billing", "login", "delivery"),
@@ -380,7 +374,9 @@ def test_review_queue_asset_publishes_both_queues(tmp_path):
     assert published.score.between(0, 1).all() and published.queue_reason.notna().all()
     meta = result.asset_materializations_for_node("review_queue")[0].metadata
     assert meta["coverage_examples"].value == 9 and meta["published_to_review_app"].value == 14
-    assert isinstance(pd.DataFrame(published), pd.DataFrame)
+    with resources["duckdb"].get_connection() as con:  # what the warehouse queued, all of it
+        queued = set(con.sql("SELECT example_id, queue FROM review_queue").fetchall())
+    assert set(zip(published.example_id, published.queue, strict=True)) == queued
     assert "run_overrides" not in meta
     lineage = meta["dagster/column_lineage"].value.deps_by_column
     assert lineage["prompt"][0].asset_key == dg.AssetKey("filtered")
@@ -393,7 +389,9 @@ def test_review_queue_asset_publishes_both_queues(tmp_path):
     assert published.groupby("queue").size().to_dict() == {"coverage": 4, "suspect": 5}
     meta = result.asset_materializations_for_node("review_queue")[0].metadata
     assert meta["run_overrides"].value == {"coverage_sample_size": 4}
-    assert settings.coverage_sample_size == 9
+    # ...for that run only: the next run without it is back to the settings' size
+    assert dg.materialize([review_queue], resources=resources).success
+    assert decisions.load_queue(settings.decision_store).groupby("queue").size()["coverage"] == 9
 
 
 def test_queue_shows_what_the_filter_stage_found(con):
@@ -431,26 +429,3 @@ def test_queue_shows_what_the_filter_stage_found(con):
     ]
     assert items.loc["e3", ["flags", "pii", "near_duplicates"]].tolist() == ["[]"] * 3
     assert "rule warnings" in items.loc["e1", "queue_reason"]
-
-
-def test_agreement_check_bounds_kappa_once_there_is_enough_overlap(queued, tmp_path):
-    from curation_assets.curation.expectations import run_validations
-    from curation_assets.defs.review.suites import reviewed_expectations
-
-    con, ids = queued
-    rows = []
-    for i, eid in enumerate(ids[:8]):  # alice accepts all, bob rejects every other one
-        rows += [
-            _decision(eid, who="alice"),
-            _decision(eid, who="bob", decision=("accept", "reject")[i % 2]),
-        ]
-    frame = _store(tmp_path, rows)
-    review_stage.build_review_queue(con, frame, review_stage.QueueConfig(reviews_required=2))
-    stats = review_stage.build_reviewed(con, frame, reviews_required=2).set_index("scope")
-    assert stats.loc["overall", "items"] == 8 and stats.loc["overall", "kappa"] < 0.4
-    strict = Settings(labels=(), min_agreement=0.4, min_agreement_items=5)
-    result = run_validations(con, reviewed_expectations(strict))
-    assert not result.success
-    assert [f["validation"] for f in result.failures] == ["agreement"]
-    lenient = Settings(labels=(), min_agreement=0.4, min_agreement_items=50)
-    assert run_validations(con, reviewed_expectations(lenient)).success  # too few to judge

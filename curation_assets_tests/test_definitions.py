@@ -85,8 +85,10 @@ def test_every_asset_has_a_blocking_expectation_suite_on_the_path(defs):
 
 
 def test_fine_tune_automation_requires_passing_checks(defs):
-    spec = defs.resolve_assets_def("fine_tuned_model").get_asset_spec()
-    assert "all_deps_blocking_checks_passed" in str(spec.automation_condition)
+    condition = defs.resolve_assets_def("fine_tuned_model").get_asset_spec().automation_condition
+    # a clause of the top-level AND: required, not merely named (a negation names it too)
+    assert condition.name == "AND"
+    assert dg.AutomationCondition.all_deps_blocking_checks_passed() in condition.operands
     assert defs.resolve_assets_def("fine_tuned_model").op.pool == "gpu"
 
 
@@ -121,20 +123,38 @@ def test_resources_are_typed_and_point_where_the_settings_say(defs, tmp_path):
     assert own.load_all().example_id.tolist() == ["e1"]
 
 
-def test_settings_from_the_environment_are_bound_as_env_vars(tmp_path, monkeypatch):
-    from dagster_duckdb import DuckDBResource
+def _resources_from_env(tmp_path, monkeypatch) -> dict:
+    """The resources of settings read from an environment that names the warehouse and
+    the suspect encoder (and not the decision store)."""
+    from curation_assets.defs.resources import build_resources
 
-    from curation_assets.defs.resources import EncoderResource, build_resources
-
-    warehouse = tmp_path / "env.duckdb"
-    monkeypatch.setenv("CURATION_WAREHOUSE_PATH", str(warehouse))
+    monkeypatch.setenv("CURATION_WAREHOUSE_PATH", str(tmp_path / "env.duckdb"))
     monkeypatch.setenv("CURATION_SUSPECT_ENCODER", "none")
     monkeypatch.delenv("CURATION_DECISION_STORE_PATH", raising=False)
-    resources = build_resources(Settings.from_env(data_dir=tmp_path))
+    return build_resources(Settings.from_env(data_dir=tmp_path))
+
+
+def test_settings_from_the_environment_are_bound_as_env_vars(tmp_path, monkeypatch):
+    from curation_assets.defs.resources import build_resources
+
+    resources = _resources_from_env(tmp_path, monkeypatch)
     # the UI's Resources page names the variable where the value came from the environment
     assert resources["duckdb"].database == dg.EnvVar("CURATION_WAREHOUSE_PATH")
     assert resources["encoder"].model == dg.EnvVar("CURATION_SUSPECT_ENCODER")
     assert isinstance(resources["duckdb"].database, dg.EnvVar)
+    assert resources["decision_store"].path == str(tmp_path / "decisions.sqlite")
+    # ...and a value set in code is bound as that value, even with the variable set
+    other = build_resources(Settings(data_dir=tmp_path, warehouse_path=tmp_path / "code.duckdb"))
+    assert other["duckdb"].database == str(tmp_path / "code.duckdb")
+
+
+@pytest.mark.integration  # a Dagster run
+def test_a_run_resolves_the_env_vars(tmp_path, monkeypatch):
+    from dagster_duckdb import DuckDBResource
+
+    from curation_assets.defs.resources import EncoderResource
+
+    resources = _resources_from_env(tmp_path, monkeypatch)
 
     @dg.asset
     def probe(duckdb: DuckDBResource, encoder: EncoderResource) -> str:
@@ -142,12 +162,8 @@ def test_settings_from_the_environment_are_bound_as_env_vars(tmp_path, monkeypat
             con.execute("CREATE TABLE t AS SELECT 1 AS x")
         return encoder.model
 
-    result = dg.materialize([probe], resources=resources)  # a run resolves the variables
-    assert result.output_for_node("probe") == "none" and warehouse.is_file()
-    assert resources["decision_store"].path == str(tmp_path / "decisions.sqlite")
-    # ...and a value set in code is bound as that value, even with the variable set
-    other = build_resources(Settings(data_dir=tmp_path, warehouse_path=tmp_path / "code.duckdb"))
-    assert other["duckdb"].database == str(tmp_path / "code.duckdb")
+    result = dg.materialize([probe], resources=resources)
+    assert result.output_for_node("probe") == "none" and (tmp_path / "env.duckdb").is_file()
 
 
 def test_the_encoder_resource_reaches_the_review_queue_config(tmp_path):

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from curation_assets.config import Settings
 from curation_assets.curation.review import decisions, review_stage
 from curation_assets.review_app import create_app
-from curation_assets_tests.fixtures import filter_inbox, page_fields
+from curation_assets_tests.fixtures import filter_inbox, nothing_left_reasons, page_fields
 
 pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
 
@@ -50,13 +50,6 @@ def _client(settings: Settings, name: str) -> TestClient:
     return client
 
 
-def _reasons(html: str) -> dict[str, int]:
-    """The "nothing left" page's counts by reason (and the queue size, ``total``)."""
-    assert 'id="queue-done"' in html
-    rows = re.findall(r'<tr[^>]*data-reason="(\w+)"><td class="num">(\d+)</td>', html)
-    return {reason: int(n) for reason, n in rows}
-
-
 def _work_through(client: TestClient, queue: str, limit: int = 50) -> list[str]:
     """Decide every item the app serves (one at a time), until it has nothing left."""
     decided = []
@@ -85,7 +78,7 @@ def test_a_new_reviewer_and_a_new_expert_find_work_and_are_told_why_when_done(de
     done = _work_through(carol, "coverage")
     assert set(done) == undecided and len(done) == offered["new_reviewer"]["coverage"]
     page = carol.get("/review?queue=coverage").text
-    why = _reasons(page)
+    why = nothing_left_reasons(page)
     assert why == {
         "decided_by_you": 12,
         "decided_by_expert": 480,
@@ -102,17 +95,17 @@ def test_a_new_reviewer_and_a_new_expert_find_work_and_are_told_why_when_done(de
     done = _work_through(chen, "coverage")
     assert set(done) == undecided | awaiting
     assert len(done) == offered["new_expert"]["coverage"] == 20
-    why = _reasons(chen.get("/review?queue=coverage").text)
+    why = nothing_left_reasons(chen.get("/review?queue=coverage").text)
     assert why == {"decided_by_you": 20, "decided_by_expert": 480, "total": 500}
     assert sum(n for reason, n in why.items() if reason != "total") == why["total"]
     # what carol sees now: the 8 others reviewed are verified by dr_chen
-    why = _reasons(carol.get("/review?queue=coverage").text)
+    why = nothing_left_reasons(carol.get("/review?queue=coverage").text)
     assert why == {"decided_by_you": 12, "decided_by_expert": 488, "total": 500}
 
     # the suspect queue: the reviewer's handful, then the reasons
     done = _work_through(carol, "suspect")
     assert len(done) == suspects == len(left["suspect_undecided"])
-    why = _reasons(carol.get("/review?queue=suspect").text)
+    why = nothing_left_reasons(carol.get("/review?queue=suspect").text)
     assert why["decided_by_you"] == suspects and why["total"] == 500
     assert sum(n for reason, n in why.items() if reason != "total") == 500
     assert "for you." not in carol.get("/review?queue=suspect").text  # no queue has work left
@@ -130,7 +123,7 @@ def test_a_new_reviewer_and_a_new_expert_find_work_and_are_told_why_when_done(de
         assert chen.post("/bulk", data={**data, "example_id": ids}).status_code == 303
         total += len(ids)
     assert total == expected
-    why = _reasons(chen.get("/review?queue=suspect").text)
+    why = nothing_left_reasons(chen.get("/review?queue=suspect").text)
     assert why["decided_by_you"] == expected and why["total"] == 500
     assert why["decided_by_you"] + why["decided_by_expert"] == 500
 

@@ -5,6 +5,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from curation_assets.curation.filtering import document_rules, filter_stage, pair_rules, rule_engine
 from curation_assets.curation.ingest import intake
@@ -39,6 +40,23 @@ def _load(con, tmp_path, name, rows, when):
     path = tmp_path / name
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
     intake.store_batch(con, intake.read_file(path, {}, 100_000), when)
+
+
+def _reworded(prefix: str) -> dict:
+    """``GOOD[0]`` with ``prefix`` before its instruction: a near copy of it."""
+    return dict(GOOD[0], instruction=prefix + GOOD[0]["instruction"])
+
+
+def _as_evaluation(con, where: str = "true"):
+    """Raw records as evaluation examples (``eval_id`` = their example id)."""
+    return con.execute(
+        "SELECT example_id AS eval_id, prompt || ' ' || response AS text FROM raw_scrapes "
+        f"WHERE {where}"
+    ).df()
+
+
+#: Decontamination and the rules only: no near-duplicate removal.
+NO_DEDUP = filter_stage.FilterConfig(task_type="instruction", dedup_threshold=None)
 
 
 def _fired(con) -> dict[str, set[str]]:
@@ -135,16 +153,9 @@ def test_decontamination_drops_overlap_with_eval_files_and_validation(con, tmp_p
     assert "eval.jsonl:1" in reason
     # an evaluation example that is itself a raw record (eval_id = its example_id)
     # contaminates its copies, never itself
-    first = con.execute(
-        "SELECT example_id AS eval_id, prompt || ' ' || response AS text FROM raw_scrapes "
-        "WHERE record_id = 'a.jsonl:1'"
-    ).df()
-    copy = dict(GOOD[0])
-    copy["instruction"] = "Please explain: " + copy["instruction"]
-    _load(con, tmp_path, "b.jsonl", [copy], datetime(2026, 1, 2))
-    filter_stage.run_stage(
-        con, filter_stage.FilterConfig(task_type="instruction", dedup_threshold=None), first
-    )
+    first = _as_evaluation(con, "record_id = 'a.jsonl:1'")
+    _load(con, tmp_path, "b.jsonl", [_reworded("Please explain: ")], datetime(2026, 1, 2))
+    filter_stage.run_stage(con, NO_DEDUP, first)
     fired = _fired(con)
     assert fired.get("b.jsonl:1") == {"contaminated"}
     assert "a.jsonl:1" not in fired
@@ -154,35 +165,24 @@ def test_verified_downstream_is_not_read(con, tmp_path):
     """``verified`` is downstream of ``filtered``: its validation split must not change the
     next run (it did: run 2 rejected as contaminated what run 1 kept and reviewed). The
     review stage excludes train examples near a validation example itself."""
-    copy = dict(GOOD[0])
-    copy["instruction"] = "Please explain: " + copy["instruction"]
-    _load(con, tmp_path, "a.jsonl", [GOOD[0], copy], datetime(2026, 1, 1))
-    cfg = filter_stage.FilterConfig(task_type="instruction", dedup_threshold=None)
-    filter_stage.run_stage(con, cfg)
+    _load(con, tmp_path, "a.jsonl", [GOOD[0], _reworded("Please explain: ")], datetime(2026, 1, 1))
+    filter_stage.run_stage(con, NO_DEDUP)
     before = _fired(con)
     con.execute(
         "CREATE TABLE verified AS SELECT example_id, prompt, response, 'validation' AS split "
         "FROM raw_scrapes WHERE record_id = 'a.jsonl:1'"
     )
-    filter_stage.run_stage(con, cfg)
+    filter_stage.run_stage(con, NO_DEDUP)
     assert _fired(con) == before
 
 
 def test_validation_examples_never_remove_each_other(con, tmp_path):
     """Two near-identical validation examples stay; a third copy (a training candidate) goes."""
-    copy = dict(GOOD[0])
-    copy["instruction"] = "Please explain: " + copy["instruction"]
-    _load(con, tmp_path, "a.jsonl", [GOOD[0], copy], datetime(2026, 1, 1))
+    _load(con, tmp_path, "a.jsonl", [GOOD[0], _reworded("Please explain: ")], datetime(2026, 1, 1))
     filter_stage.run_stage(con, filter_stage.FilterConfig(task_type="instruction"))
-    validation = con.execute(
-        "SELECT example_id AS eval_id, prompt || ' ' || response AS text FROM raw_scrapes"
-    ).df()
-    third = dict(GOOD[0])
-    third["instruction"] = "Tell me: " + third["instruction"]
-    _load(con, tmp_path, "b.jsonl", [third], datetime(2026, 1, 2))
-    filter_stage.run_stage(
-        con, filter_stage.FilterConfig(task_type="instruction", dedup_threshold=None), validation
-    )
+    validation = _as_evaluation(con)
+    _load(con, tmp_path, "b.jsonl", [_reworded("Tell me: ")], datetime(2026, 1, 2))
+    filter_stage.run_stage(con, NO_DEDUP, validation)
     fired = _fired(con)
     assert "a.jsonl:1" not in fired and "a.jsonl:2" not in fired
     assert fired.get("b.jsonl:1") == {"contaminated"}
@@ -253,29 +253,6 @@ def test_web_documents_are_ingested_and_get_document_rules_not_pair_rules(con, t
     assert kept_docs + on_docs["record_id"].nunique() == total_docs
 
 
-def test_a_rule_that_suddenly_drops_most_of_a_batch_fails_the_filtered_suite(con, tmp_path):
-    from curation_assets.config import Settings
-    from curation_assets.curation.expectations import run_validations
-    from curation_assets.defs.filtering.suites import filtered_expectations
-
-    settings = Settings(data_dir=tmp_path, task_type="instruction", labels=())
-    rows = [*GOOD, *({"instruction": f"Say {i}.", "output": "ok"} for i in range(6))]
-    _load(con, tmp_path, "a.jsonl", rows, datetime(2026, 1, 1))
-    filter_stage.run_stage(con, filter_stage.FilterConfig(task_type="instruction"))
-    suite = {v.name: v for v in filtered_expectations(settings)}
-    result = run_validations(con, [suite["rule_drop_rates"]])
-    assert not result.success  # prompt_too_short dropped 6 of 10 records > 0.30
-    assert result.failures[0]["unexpected_count"] == 1
-    relaxed = Settings(
-        data_dir=tmp_path,
-        task_type="instruction",
-        labels=(),
-        rule_drop_rate_bounds={"prompt_too_short": "0.7"},
-    )
-    relaxed_suite = {v.name: v for v in filtered_expectations(relaxed)}
-    assert run_validations(con, [relaxed_suite["rule_drop_rates"]]).success
-
-
 def _outcome(con) -> tuple[set, set, set, set]:
     """Kept rows (masked text), rejections by (record, rule), their reasons (a near
     duplicate's reason is left out: it names the closest match the index saw), and
@@ -291,6 +268,7 @@ def _outcome(con) -> tuple[set, set, set, set]:
     return kept, fired, reasons, flags
 
 
+@pytest.mark.integration  # two warehouses, five runs: as in test_filter_idempotency
 def test_incremental_runs_decide_as_one_run_over_the_same_data(con, tmp_path):
     """Batches A then B (and A re-ingested with one record changed) give the same
     ``filtered`` and ``rejections`` as a fresh warehouse with A' and B run once."""

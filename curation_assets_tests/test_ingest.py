@@ -3,7 +3,6 @@
 import json
 from datetime import datetime
 
-import datasets
 import pandas as pd
 import pytest
 
@@ -66,6 +65,8 @@ def test_unreadable_and_unsupported_files_become_one_quarantine_row(tmp_path):
 
 
 def test_parquet_and_hf_dataset_are_read(tmp_path):
+    import datasets
+
     frame = pd.DataFrame(
         {"question": ["what is two plus two", "capital of France"], "answer": ["4", "Paris"]}
     )

@@ -1,6 +1,5 @@
 """The quality ladder on a tiny hand-built warehouse: rungs, validation exclusion, table, asset."""
 
-import random
 from pathlib import Path
 
 import duckdb
@@ -15,27 +14,14 @@ from curation_assets.curation.evaluation.ladder_training import (
     run_ladder,
 )
 from curation_assets.curation.training.params import TrainParams
+from curation_assets_tests.fixtures import intent_examples
 from curation_assets_tests.tiny_models import build_tiny_classifier_base
 
 pytestmark = pytest.mark.integration  # real model training: ./scripts/test --fast skips it
 
-KEYWORDS = {
-    "refund": ["refund", "money", "reimburse"],
-    "shipping": ["delivery", "parcel", "courier"],
-    "login": ["password", "login", "locked"],
-}
-FILLER = ["please", "help", "me", "with", "my", "order", "today", "thanks", "the", "a"]
-
 
 def _rows(n: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        label = list(KEYWORDS)[i % 3]
-        words = rng.sample(FILLER, rng.randint(2, 6)) + rng.sample(KEYWORDS[label], 2)
-        rng.shuffle(words)
-        out.append({"example_id": f"s{seed}-{i:03d}", "prompt": " ".join(words), "response": label})
-    return out
+    return intent_examples(n, seed, filler_words=(2, 6), id_format="s{seed}-{i:03d}")
 
 
 def build_warehouse(path: Path, with_suspects: bool) -> pd.DataFrame:

@@ -26,12 +26,14 @@ from starlette.testclient import TestClient
 from curation_assets.config import Settings
 from curation_assets.curation.review import decisions
 from curation_assets.review_app import create_app
-from curation_assets_tests.fixtures import page_fields
+from curation_assets_tests.fixtures import nothing_left_reasons, page_fields
 
 LABELS = ("billing", "delivery", "login")
 PASSWORD = "s3cret-pass"
 ROLES = {"ann": "reviewer", "bob": "reviewer", "cy": "reviewer", "dr_chen": "expert"}
 ROLES["root"] = "admin"
+
+pytestmark = pytest.mark.usefixtures("quick_password_hashes")  # the app, not the hash
 
 
 def _items(n: int, queue: str = "coverage", **columns) -> pd.DataFrame:
@@ -55,8 +57,8 @@ def _settings(tmp_path: Path, **overrides) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def users_store(tmp_path_factory) -> Path:
-    """A store holding the users (argon2 hashing is slow on purpose: done once, copied)."""
+def users_store(tmp_path_factory, quick_password_hashes) -> Path:
+    """A store holding the users (hashed once, copied into each test's store)."""
     store = tmp_path_factory.mktemp("users") / "decisions.sqlite"
     for name, role in ROLES.items():
         decisions.add_user(store, name, PASSWORD, role)
@@ -254,12 +256,6 @@ def test_queue_rules_for_reviewers_and_experts(tmp_path, users_store):
     assert 'id="queue-done"' in cy.get("/review").text
 
 
-def _reasons(html: str) -> dict[str, int]:
-    assert 'id="queue-done"' in html
-    rows = re.findall(r'<tr[^>]*data-reason="(\w+)"><td class="num">(\d+)</td>', html)
-    return {reason: int(n) for reason, n in rows}
-
-
 def test_nothing_left_page_says_why_by_reason(tmp_path, users_store):
     """Issue #14: counts by reason, adding up to the queue, instead of "0 decided by you,
     N items in the queue"; a disagreement waits for an expert; skips are still offered."""
@@ -286,8 +282,7 @@ def test_nothing_left_page_says_why_by_reason(tmp_path, users_store):
             decisions.record(con, raw)
     assert _decide(cy, "accept")[0] == "c003"  # its second review; nothing else for cy
     page = cy.get("/review").text
-    why = _reasons(page)
-    assert why == {
+    assert nothing_left_reasons(page) == {
         "decided_by_you": 1,
         "decided_by_expert": 1,
         "waiting_for_expert": 1,

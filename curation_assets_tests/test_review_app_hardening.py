@@ -9,8 +9,8 @@ import stat
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import httpx
 import pytest
 from starlette.testclient import TestClient
@@ -31,6 +31,11 @@ from curation_assets_tests.test_review_app import (
     _world,
     users_store,  # noqa: F401 - a fixture
 )
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+pytestmark = pytest.mark.usefixtures("quick_password_hashes")  # the app, not the hash
 
 
 @pytest.fixture
@@ -189,6 +194,7 @@ class _Server:
         self.thread.join(10)
 
 
+@pytest.mark.integration  # a uvicorn server, twelve clients at once
 def test_concurrent_wrong_passwords_get_at_most_the_limit_of_checks(world, monkeypatch):
     checked, lock = [], threading.Lock()
     real = decisions.verify_password
@@ -342,7 +348,9 @@ def test_audit_trail_finds_rewrites_gaps_and_deletions(tmp_path):
     assert deleted["deleted_newest"][0] == 1 and deleted["rewritten_since_last_audit"][0] == 1
 
 
-def _run_check(settings, instance) -> dg.AssetCheckEvaluation:
+def _run_check(settings, instance) -> "dg.AssetCheckEvaluation":
+    import dagster as dg
+
     from curation_assets.defs.resources import build_resources
     from curation_assets.defs.review.decision_store import (
         review_decisions,
@@ -363,7 +371,10 @@ def _run_check(settings, instance) -> dg.AssetCheckEvaluation:
     return evaluation
 
 
+@pytest.mark.integration  # a Dagster run of the check: its GX suite and the event log
 def test_review_decisions_check_passes_then_fails_on_tampering(tmp_path):
+    import dagster as dg
+
     from curation_assets_tests.fixtures import small_settings
 
     settings = small_settings(tmp_path / "data", base_model="unused")
@@ -393,7 +404,10 @@ def test_review_decisions_check_passes_then_fails_on_tampering(tmp_path):
         assert any("fingerprint_ok" in k for k in failed), failed
 
 
+@pytest.mark.integration  # a Dagster run of the check: its GX suite and the event log
 def test_review_decisions_check_refuses_labels_outside_the_allowed_set(tmp_path):
+    import dagster as dg
+
     from curation_assets_tests.fixtures import small_settings
 
     settings = small_settings(tmp_path / "data", base_model="unused")
@@ -407,7 +421,10 @@ def test_review_decisions_check_refuses_labels_outside_the_allowed_set(tmp_path)
     assert any("corrected_response" in k for k in evaluation.metadata["unexpected_counts"].value)
 
 
+@pytest.mark.integration  # a Dagster run of the check: its GX suite and the event log
 def test_an_empty_store_passes(tmp_path):
+    import dagster as dg
+
     from curation_assets_tests.fixtures import small_settings
 
     settings = small_settings(tmp_path / "data", base_model="unused")

@@ -125,10 +125,10 @@ BAD = {
         pair("Paint a portrait of a medieval king.", "The king looks proud."),
         pair("Record a short video showing how to tie a tie.", "First, cross the ends."),
     ],
-    "no_input_marker": [
+    "no_input_marker": [  # the marker as the input, then inside the instruction
         pair("Describe a rainbow.", "Bands of colour in the sky.", "No input required"),
-        pair("Tell a joke. <noinput>", "Why did the chicken cross the road?"),
         pair("Name a planet.", "Mars.", "Input: N/A"),
+        pair("Tell a joke. <noinput>", "Why did the chicken cross the road?"),
         pair("Write a slogan for a bakery. (no input)", "Fresh every morning."),
     ],
     "truncated_response": [

@@ -3,7 +3,6 @@
 import json
 import math
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -19,34 +18,17 @@ from curation_assets.curation.training.classifier import (
     resolve_base_model,
     train_classifier,
 )
+from curation_assets_tests.fixtures import INTENT_FILLER, intent_examples
 from curation_assets_tests.tiny_models import build_tiny_classifier_base
 
 pytestmark = pytest.mark.integration  # real model training: ./scripts/test --fast skips it
 
-KEYWORDS = {
-    "refund": ["refund", "money", "reimburse"],
-    "shipping": ["delivery", "parcel", "courier"],
-    "login": ["password", "login", "locked"],
-}
-FILLER = ["please", "help", "me", "with", "my", "order", "today", "thanks", "the", "a", "is"]
 # 240 steps of a 2-layer, 32-wide BERT: about 2 s on 2 CPU cores.
 TINY_PARAMS = TrainParams(epochs=30, learning_rate=3e-3, batch_size=8, max_length=32, seed=13)
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_rows(n: int, seed: int = 0) -> list[dict]:
-    """``n`` texts, labels in turn, each with two of its label's keywords among filler words."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = list(KEYWORDS)[i % 3]
-        words = rng.sample(FILLER, 4) + rng.sample(KEYWORDS[label], 2)
-        rng.shuffle(words)
-        rows.append({"example_id": f"ex-{i:03d}", "prompt": " ".join(words), "response": label})
-    return rows
-
-
-ROWS = make_rows(90)
+ROWS = intent_examples(90, 0, filler=(*INTENT_FILLER, "is"))
 TRAIN, VALIDATION = ROWS[:60], ROWS[60:]
 
 

@@ -10,7 +10,6 @@ the UI uses. The fine-tune is left out (too slow here).
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,18 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from curation_assets.curation.review import decisions
 from curation_assets_tests.fixtures import (
+    REPO,
+    dagster_env,
     make_rows,
-    settings_env,
+    reviewed_inbox,
     small_settings,
-    write_decisions,
-    write_inbox,
 )
 
 pytestmark = pytest.mark.integration  # see pyproject: ./scripts/test --fast skips these
 
-ROOT = Path(__file__).parents[1]
 LOCATION = "curation_assets"
 REPOSITORY = "__repository__"
 BATCH = "batch_a.jsonl"
@@ -108,14 +105,10 @@ class DagsterDev:
 @pytest.fixture
 def dagster_dev(tmp_path):
     """`dagster dev` on the repo's workspace, with its own DAGSTER_HOME and data folder."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     # The fine-tune is not part of this test, but automation starts it once `verified`
     # passes: point it at a tiny local model so that it stays cheap (built below).
     settings = small_settings(tmp_path / "data", base_model=str(tmp_path / "tiny_base"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CURATION_")}
-    env.update(settings_env(settings), DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1")
+    env = dagster_env(settings, tmp_path)
     port = _free_port()
     with (
         (tmp_path / "dagster_dev.stdout").open("wb") as out,
@@ -124,7 +117,7 @@ def dagster_dev(tmp_path):
         proc = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
             + ["-h", "127.0.0.1", "-p", str(port)],
-            cwd=ROOT,
+            cwd=REPO,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -213,11 +206,8 @@ def test_inbox_file_then_ui_materialize_runs_the_review_stages(dagster_dev):
     }
 
     # the user records decisions and drops a file, with the UI running
-    rows = make_rows(30)
-    decisions.import_file(
-        write_decisions(settings.data_dir / "decisions.jsonl", rows), settings.decision_store
-    )
-    write_inbox(settings.inbox, rows, name=BATCH)
+    reviewed_inbox(settings, settings.data_dir / "decisions.jsonl")
+    assert [p.name for p in settings.inbox.iterdir()] == [BATCH]
 
     # 1. the inbox sensor adds the partition and ingests it
     def ingested():
