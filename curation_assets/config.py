@@ -9,6 +9,7 @@ booleans accept 1/0, true/false, yes/no.
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -132,21 +133,11 @@ class Settings:
         always empty for instruction data, whose responses are free text)."""
         return self.labels if self.task_type == "classification" else ()
 
-    @property
-    def inbox(self) -> Path:
-        return Path(self.inbox_dir)  # type: ignore[arg-type]
-
-    @property
-    def warehouse(self) -> Path:
-        return Path(self.warehouse_path)  # type: ignore[arg-type]
-
-    @property
-    def decision_store(self) -> Path:
-        return Path(self.decision_store_path)  # type: ignore[arg-type]
-
-    @property
-    def models(self) -> Path:
-        return Path(self.models_dir)  # type: ignore[arg-type]
+    # The resolved locations (``__post_init__`` makes each a Path under ``data_dir`` unless set).
+    inbox = property(attrgetter("inbox_dir"), doc="The watched inbox folder.")
+    warehouse = property(attrgetter("warehouse_path"), doc="The DuckDB file.")
+    decision_store = property(attrgetter("decision_store_path"), doc="The SQLite store.")
+    models = property(attrgetter("models_dir"), doc="The models folder.")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
