@@ -111,3 +111,15 @@ def test_every_package_says_what_it_holds():
             continue
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         assert doc and len(doc.split()) >= 8, init.relative_to(PACKAGE)
+
+
+def test_every_declaration_file_ships_in_the_wheel():
+    """Table declarations and the stage folders' defs.yaml are read at run time: the
+    package-data globs of pyproject.toml must cover each, or an installed wheel breaks."""
+    import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["curation_assets"]
+    shipped = {p for pattern in globs for p in PACKAGE.glob(pattern)}
+    needed = set(PACKAGE.rglob("*.yaml"))
+    assert len(needed) >= 13 and needed <= shipped, sorted(map(str, needed - shipped))
