@@ -286,3 +286,38 @@ def test_overlap_between_train_and_evaluation_rows_is_detected(con, tmp_path: Pa
     assert not result.success
     failed = [f for f in result.failures if f["severity"] == "critical"]
     assert [f["validation"] for f in failed] == ["latest_evaluation"]
+
+
+@pytest.mark.integration
+def test_pipes_reports_whether_a_failure_is_worth_a_retry(tmp_path: Path) -> None:
+    """The asset reads a failure's kind from Pipes' own report (the exception the script's
+    Pipes session closed with), not from the process's exit status or message text."""
+    import dagster as dg
+    from dagster._core.errors import DagsterPipesExecutionError
+
+    from curation_assets.curation.training.launch import TrainingLaunch, training_launch
+    from curation_assets.defs.resources import TrainingClientResource
+    from curation_assets.defs.training.assets import pipes_exception
+
+    missing = training_launch("classification", tmp_path / "nope.parquet", None, tmp_path, "x", {})
+    crash = TrainingLaunch([sys.executable, "-c", "raise SystemExit(1)"], {"output_dir": "x"})
+
+    def reported_failure(launch: TrainingLaunch):
+        seen = []
+
+        @dg.asset
+        def probe(context: dg.AssetExecutionContext, training_client: TrainingClientResource):
+            with pytest.raises(DagsterPipesExecutionError):
+                training_client.run(context, launch)
+            seen.append(pipes_exception(context))
+            return dg.MaterializeResult()
+
+        resources = {"training_client": TrainingClientResource()}
+        assert dg.materialize([probe], resources=resources).success
+        return seen[0]
+
+    reported = reported_failure(missing)
+    assert reported.cls_name == pipes_train.PermanentTrainingError.__name__  # no retry
+    assert "FileNotFoundError" in reported.message and "nope.parquet" in reported.message
+    # a process that dies without a report (killed, a lost pod) is worth a retry
+    assert reported_failure(crash) is None

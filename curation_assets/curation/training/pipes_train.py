@@ -34,6 +34,20 @@ ERROR_FILE = "TRAINING_ERROR.txt"
 EXIT_PERMANENT = 2
 
 
+class PermanentTrainingError(ValueError):
+    """A failure a retry cannot fix: invalid data or parameters, a missing file, a required
+    GPU absent. Raised inside the Pipes session, its class name reaches the orchestrator in
+    Pipes' own report (the session's "closed" message), which is how the asset tells it from
+    a failure worth a retry."""
+
+
+def permanent_errors() -> tuple[type[BaseException], ...]:
+    """The exception types a retry cannot fix."""
+    from curation_assets.curation.training.params import GPUUnavailableError
+
+    return (ValueError, FileNotFoundError, GPUUnavailableError)
+
+
 def read_rows(path: str | Path | None) -> list[dict[str, Any]]:
     """Rows (example_id, prompt, response) of a Parquet split; [] when ``path`` is None."""
     import pyarrow.parquet as pq
@@ -53,7 +67,7 @@ def read_rows(path: str | Path | None) -> list[dict[str, Any]]:
 def _ensure_importable() -> None:
     """Run by path (``python .../pipes_train.py``): put the package's root on ``sys.path``."""
     if not __package__:
-        root = str(Path(__file__).resolve().parents[2])
+        root = str(Path(__file__).resolve().parents[3])  # the folder holding curation_assets
         if root not in sys.path:
             sys.path.insert(0, root)
 
@@ -177,10 +191,13 @@ def run_pipes() -> int:
                 pipes.log.info,
                 pipes.extras.get("task_type") or "classification",
             )
-        except Exception as exc:  # leave the reason where the launcher can read it
+        except Exception as exc:  # leave the reason where a person can read it
+            reason = f"{type(exc).__name__}: {exc}"
             error_file.parent.mkdir(parents=True, exist_ok=True)
-            error_file.write_text(f"{type(exc).__name__}: {exc}\n")
-            pipes.log.error(f"training failed: {type(exc).__name__}: {exc}")
+            error_file.write_text(reason + "\n")
+            pipes.log.error(f"training failed: {reason}")
+            if isinstance(exc, permanent_errors()):
+                raise PermanentTrainingError(reason) from exc
             raise
         pipes.report_asset_materialization(
             metadata=pipes_metadata(metrics), data_version=metrics["data_version"]
@@ -279,9 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     1 for any other (possibly transient) failure.
     """
     _ensure_importable()
-    from curation_assets.curation.training.params import GPUUnavailableError
-
-    permanent = (ValueError, FileNotFoundError, GPUUnavailableError)
+    permanent = permanent_errors()
     from dagster_pipes import PipesEnvVarParamsLoader
 
     under_pipes = argv is None and PipesEnvVarParamsLoader().is_dagster_pipes_process()

@@ -11,12 +11,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+
+# Neither is exported by ``dagster``: Pipes clients raise the first, Pipes reports the second.
+from dagster._core.errors import DagsterPipesExecutionError
+from dagster._utils.error import SerializableErrorInfo
 from dagster_duckdb import DuckDBResource
 
 from curation_assets.config import Settings
 from curation_assets.curation import publish
 from curation_assets.curation.expectations import Validation, expect
 from curation_assets.curation.training import registry
+from curation_assets.curation.training.pipes_train import PermanentTrainingError
 from curation_assets.defs.automation.conditions import ON_NEW_PASSING_DATA
 from curation_assets.defs.resources import GPU_POOL, SettingsParam, TrainingClientResource
 from curation_assets.defs.shared.checks import gx_suite_check, snapshot_dir
@@ -32,8 +37,6 @@ from curation_assets.defs.shared.run_config import FineTuneConfig
 
 #: The script's own check, reported through Pipes (severity WARN: it never blocks).
 CONVERGENCE_CHECK = "training_converged"
-#: Exit status of pipes_train for a failure that retrying cannot fix.
-EXIT_PERMANENT = 2
 
 
 def train_params(settings: Settings) -> dict:
@@ -64,6 +67,22 @@ def _loss_curve(curve, model_dir: Path) -> dict:
         "loss_plot": image(png, model_dir / "loss_curve.png"),
         "loss_by_step": as_table([{"step": int(s), "loss": loss} for s, loss in thinned(points)]),
     }
+
+
+def pipes_exception(context: dg.AssetExecutionContext) -> SerializableErrorInfo | None:
+    """The exception the external process of this step closed its Pipes session with, as
+    Pipes reported it (an engine event with the structured error); None when the process
+    never reported one (killed, a lost pod, a crash before the session opened)."""
+    step_key = context.get_step_execution_context().step.key
+    records = context.instance.get_records_for_run(
+        context.run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
+    ).records
+    for record in reversed(records):
+        event = record.event_log_entry.dagster_event
+        data = event.engine_event_data if event else None
+        if event and event.step_key == step_key and data and data.error:
+            return data.error
+    return None
 
 
 def _no_retry(message: str, **metadata: object) -> dg.Failure:
@@ -133,11 +152,11 @@ def fine_tuned_model(
     )
     try:
         invocation = training_client.run(context, launch)
-    except dg.DagsterPipesExecutionError as exc:
-        error_file = model_dir / "TRAINING_ERROR.txt"
-        reason = error_file.read_text().strip() if error_file.is_file() else str(exc)
-        if f"failed with code {EXIT_PERMANENT}" in str(exc):
-            message = f"the training script refused: {reason}"
+    except DagsterPipesExecutionError as exc:
+        reported = pipes_exception(context)
+        reason = f"{reported.cls_name}: {reported.message}".strip() if reported else str(exc)
+        if reported and reported.cls_name == PermanentTrainingError.__name__:
+            message = f"the training script refused: {reported.message.strip()}"
             raise _no_retry(message, model_dir=str(model_dir)) from exc
         raise dg.Failure(f"training failed (will be retried): {reason}") from exc
     manifest = json.loads((model_dir / "training_manifest.json").read_text())
