@@ -19,6 +19,7 @@ ALLOWED_STAGES = {
     "training": set(),
     "evaluation": {"review", "training"},
     "lineage": {"ingest", "filtering", "review", "training"},  # it reads every stage's tables
+    "export": {"review"},  # the declaration of verified
 }
 
 
