@@ -293,7 +293,6 @@ def test_pipes_reports_whether_a_failure_is_worth_a_retry(tmp_path: Path) -> Non
     """The asset reads a failure's kind from Pipes' own report (the exception the script's
     Pipes session closed with), not from the process's exit status or message text."""
     import dagster as dg
-    from dagster._core.errors import DagsterPipesExecutionError
 
     from curation_assets.curation.training.launch import TrainingLaunch, training_launch
     from curation_assets.defs.resources import TrainingClientResource
@@ -307,7 +306,7 @@ def test_pipes_reports_whether_a_failure_is_worth_a_retry(tmp_path: Path) -> Non
 
         @dg.asset
         def probe(context: dg.AssetExecutionContext, training_client: TrainingClientResource):
-            with pytest.raises(DagsterPipesExecutionError):
+            with pytest.raises(Exception, match="failed with code"):  # dagster's own error
                 training_client.run(context, launch)
             seen.append(pipes_exception(context))
             return dg.MaterializeResult()

@@ -9,12 +9,9 @@ launched for the fine-tune alone cannot train on data that failed its expectatio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
-
-# Neither is exported by ``dagster``: Pipes clients raise the first, Pipes reports the second.
-from dagster._core.errors import DagsterPipesExecutionError
-from dagster._utils.error import SerializableErrorInfo
 from dagster_duckdb import DuckDBResource
 
 from curation_assets.config import Settings
@@ -69,10 +66,11 @@ def _loss_curve(curve, model_dir: Path) -> dict:
     }
 
 
-def pipes_exception(context: dg.AssetExecutionContext) -> SerializableErrorInfo | None:
+def pipes_exception(context: dg.AssetExecutionContext) -> Any:
     """The exception the external process of this step closed its Pipes session with, as
-    Pipes reported it (an engine event with the structured error); None when the process
-    never reported one (killed, a lost pod, a crash before the session opened)."""
+    Pipes reported it (an engine event's structured error: ``cls_name``, ``message``,
+    ``stack``); None when the process never reported one (killed, a lost pod, a crash
+    before the session opened)."""
     step_key = context.get_step_execution_context().step.key
     records = context.instance.get_records_for_run(
         context.run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
@@ -151,8 +149,14 @@ def fine_tuned_model(
         report_convergence_check=True,
     )
     try:
-        invocation = training_client.run(context, launch)
-    except DagsterPipesExecutionError as exc:
+        client = training_client.pipes_client()
+    except dg.DagsterInvariantViolationError as exc:  # a misconfigured target: no retry
+        raise _no_retry(f"training_client: {exc}") from exc
+    try:
+        invocation = client.run(context=context, **training_client.run_kwargs(launch))
+    except Exception as exc:
+        # Pipes clients raise DagsterPipesExecutionError, which dagster does not export;
+        # whatever was raised, Pipes' own report says whether a retry can help
         reported = pipes_exception(context)
         reason = f"{reported.cls_name}: {reported.message}".strip() if reported else str(exc)
         if reported and reported.cls_name == PermanentTrainingError.__name__:
