@@ -296,27 +296,32 @@ def test_pipes_reports_whether_a_failure_is_worth_a_retry(tmp_path: Path) -> Non
 
     from curation_assets.curation.training.launch import TrainingLaunch, training_launch
     from curation_assets.defs.resources import TrainingClientResource
-    from curation_assets.defs.training.assets import pipes_exception
+    from curation_assets.defs.training.assets import engine_event_cursor, pipes_exception
 
     missing = training_launch("classification", tmp_path / "nope.parquet", None, tmp_path, "x", {})
     crash = TrainingLaunch([sys.executable, "-c", "raise SystemExit(1)"], {"output_dir": "x"})
 
-    def reported_failure(launch: TrainingLaunch):
+    def reported_failures(*launches: TrainingLaunch) -> list:
+        """Each launch's Pipes report, the launches run one after another in one step (as
+        the attempts of a retried step are)."""
         seen = []
 
         @dg.asset
         def probe(context: dg.AssetExecutionContext, training_client: TrainingClientResource):
-            with pytest.raises(Exception, match="failed with code"):  # dagster's own error
-                training_client.run(context, launch)
-            seen.append(pipes_exception(context))
+            for launch in launches:
+                cursor = engine_event_cursor(context)
+                with pytest.raises(Exception, match="failed with code"):  # dagster's own error
+                    training_client.run(context, launch)
+                seen.append(pipes_exception(context, after=cursor))
             return dg.MaterializeResult()
 
         resources = {"training_client": TrainingClientResource()}
         assert dg.materialize([probe], resources=resources).success
-        return seen[0]
+        return seen
 
-    reported = reported_failure(missing)
+    reported, after_it = reported_failures(missing, crash)
     assert reported.cls_name == pipes_train.PermanentTrainingError.__name__  # no retry
     assert "FileNotFoundError" in reported.message and "nope.parquet" in reported.message
-    # a process that dies without a report (killed, a lost pod) is worth a retry
-    assert reported_failure(crash) is None
+    # a process that dies without a report (killed, a lost pod) is worth a retry, even
+    # when an earlier attempt of the same step reported a permanent failure
+    assert after_it is None

@@ -66,16 +66,27 @@ def _loss_curve(curve, model_dir: Path) -> dict:
     }
 
 
-def pipes_exception(context: dg.AssetExecutionContext) -> Any:
+def engine_event_cursor(context: dg.AssetExecutionContext) -> int:
+    """The storage id of the run's newest engine event so far: pass it to
+    :func:`pipes_exception` so that a retry never reads an earlier attempt's report."""
+    records = context.instance.get_records_for_run(
+        context.run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
+    ).records
+    return records[-1].storage_id if records else 0
+
+
+def pipes_exception(context: dg.AssetExecutionContext, after: int = 0) -> Any:
     """The exception the external process of this step closed its Pipes session with, as
     Pipes reported it (an engine event's structured error: ``cls_name``, ``message``,
-    ``stack``); None when the process never reported one (killed, a lost pod, a crash
-    before the session opened)."""
+    ``stack``), among the events after storage id ``after``; None when the process never
+    reported one (killed, a lost pod, a crash before the session opened)."""
     step_key = context.get_step_execution_context().step.key
     records = context.instance.get_records_for_run(
         context.run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
     ).records
     for record in reversed(records):
+        if record.storage_id <= after:
+            break
         event = record.event_log_entry.dagster_event
         data = event.engine_event_data if event else None
         if event and event.step_key == step_key and data and data.error:
@@ -152,12 +163,13 @@ def fine_tuned_model(
         client = training_client.pipes_client()
     except dg.DagsterInvariantViolationError as exc:  # a misconfigured target: no retry
         raise _no_retry(f"training_client: {exc}") from exc
+    cursor = engine_event_cursor(context)
     try:
         invocation = client.run(context=context, **training_client.run_kwargs(launch))
     except Exception as exc:
         # Pipes clients raise DagsterPipesExecutionError, which dagster does not export;
-        # whatever was raised, Pipes' own report says whether a retry can help
-        reported = pipes_exception(context)
+        # whatever was raised, this attempt's own Pipes report says whether a retry can help
+        reported = pipes_exception(context, after=cursor)
         reason = f"{reported.cls_name}: {reported.message}".strip() if reported else str(exc)
         if reported and reported.cls_name == PermanentTrainingError.__name__:
             message = f"the training script refused: {reported.message.strip()}"
