@@ -108,7 +108,9 @@ def write_version(
             updated = card.read_header(text).get("license") != licence.header
             if updated:
                 dataset = _load(final)
-                text = _write_card(rows, provenance, licence, dataset, final, task_type, languages)
+                text = _write_card(
+                    rows, provenance, licence, dataset, final, task_type, languages, published=True
+                )
             return Written(
                 **done,
                 folder=final,
@@ -165,11 +167,17 @@ def _write_card(
     folder: Path,
     task_type: str,
     languages: tuple[str, ...],
+    published: bool = False,
 ) -> str:
-    """Render the card of the data in ``folder`` and write it there (atomically)."""
+    """Render the card of the data in ``folder`` and write it there (atomically). In a
+    ``published`` folder readers may open, a card that fails its audit is never written
+    (a new version's folder is audited as a whole before anyone can see it)."""
     sizes = {s: (folder / card.PARQUET_FILE.format(split=s)).stat().st_size for s in SPLITS}
     yaml_header = card.header(dataset, licence, task_type, sizes, languages)
     text = card.render(rows, provenance, licence, yaml_header)
+    failed = [name for name, ok, _ in card_checks(text) if not ok]
+    if published and failed:
+        raise ValueError(f"the rendered dataset card fails its audit: {failed}")
     temporary = folder / f"{_TEMPORARY}README-{uuid.uuid4().hex[:8]}"
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, folder / "README.md")
@@ -273,17 +281,28 @@ def audit_folder(folder: Path, counts: dict[str, int]) -> Audit:
     return Audit(failures, reloaded, len(evaluated))
 
 
-def _audit_card(folder: Path, expect) -> None:
-    path = folder / "README.md"
-    meta = card.read_header(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    expect("card", "ExpectHeaderToHaveLicense()", bool(meta.get("license")), meta.get("license"))
+def card_checks(text: str) -> list[tuple[str, bool, object]]:
+    """The audit of a card's text: (expectation, passed, observed) for its licence and for
+    the Parquet files its configs name per split."""
+    meta = card.read_header(text)
+    checks: list[tuple[str, bool, object]] = [
+        ("ExpectHeaderToHaveLicense()", bool(meta.get("license")), meta.get("license"))
+    ]
     configs = meta.get("configs") or [{}]
     files = {f["split"]: f["path"] for f in configs[0].get("data_files", [])}
     for split in SPLITS:
         wanted = card.PARQUET_FILE.format(split=split)
         pattern = files.get(split, "")
         ok = bool(pattern) and fnmatch(wanted, pattern)
-        expect("card", f"ExpectConfigsToName(path={wanted})", ok, pattern)
+        checks.append((f"ExpectConfigsToName(path={wanted})", ok, pattern))
+    return checks
+
+
+def _audit_card(folder: Path, expect) -> None:
+    path = folder / "README.md"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    for expectation, ok, observed in card_checks(text):
+        expect("card", expectation, ok, observed)
 
 
 def _install(temporary: Path, final: Path) -> None:
