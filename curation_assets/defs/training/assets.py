@@ -17,7 +17,7 @@ from dagster_duckdb import DuckDBResource
 from curation_assets.config import Settings
 from curation_assets.curation import publish
 from curation_assets.curation.expectations import Validation, expect
-from curation_assets.curation.training import registry
+from curation_assets.curation.training import artifacts, registry
 from curation_assets.curation.training.pipes_train import PermanentTrainingError
 from curation_assets.defs.automation.conditions import ON_NEW_PASSING_DATA
 from curation_assets.defs.resources import GPU_POOL, SettingsParam, TrainingClientResource
@@ -175,7 +175,7 @@ def fine_tuned_model(
             message = f"the training script refused: {reported.message.strip()}"
             raise _no_retry(message, model_dir=str(model_dir)) from exc
         raise dg.Failure(f"training failed (will be retried): {reason}") from exc
-    manifest = json.loads((model_dir / "training_manifest.json").read_text())
+    manifest = json.loads((model_dir / artifacts.MANIFEST_NAME).read_text())  # must exist
     with duckdb.get_connection() as con:
         registry.register_model(con, model_id, model_dir, manifest, context.run.run_id)
         for table in ("models", "model_examples"):  # readers (``curation trace``) see it
@@ -185,7 +185,7 @@ def fine_tuned_model(
         "model_id": model_id,
         "task_type": task,
         "model_dir": dg.MetadataValue.path(str(model_dir)),
-        "model_card": dg.MetadataValue.path(str(model_dir / "MODEL_CARD.md")),
+        "model_card": dg.MetadataValue.path(str(model_dir / artifacts.MODEL_CARD_NAME)),
         "data_version": manifest.get("data_version", ""),
         "train_examples": counts["train"],
         "validation_examples": counts["validation"],
