@@ -146,6 +146,12 @@ def test_settings_from_the_environment_are_bound_as_env_vars(tmp_path, monkeypat
     # ...and a value set in code is bound as that value, even with the variable set
     other = build_resources(Settings(data_dir=tmp_path, warehouse_path=tmp_path / "code.duckdb"))
     assert other["duckdb"].database == str(tmp_path / "code.duckdb")
+    # the encoder cache is the run process's own unless CURATION_CACHE_DIR names one
+    monkeypatch.delenv("CURATION_CACHE_DIR", raising=False)
+    assert build_resources(Settings(data_dir=tmp_path))["encoder"].cache_dir is None
+    monkeypatch.setenv("CURATION_CACHE_DIR", str(tmp_path / "cache"))
+    cached = build_resources(Settings(data_dir=tmp_path))["encoder"].cache_dir
+    assert cached == dg.EnvVar("CURATION_CACHE_DIR") and isinstance(cached, dg.EnvVar)
 
 
 @pytest.mark.integration  # a Dagster run
@@ -170,8 +176,11 @@ def test_the_encoder_resource_reaches_the_review_queue_config(tmp_path):
     from curation_assets.defs.resources import EncoderResource
     from curation_assets.defs.review.assets import queue_config
 
-    settings = Settings(data_dir=tmp_path, suspect_encoder="auto")
-    assert queue_config(settings).suspect_encoder == "auto"
+    settings = Settings(data_dir=tmp_path, suspect_encoder="minilm")
+    assert (queue_config(settings).suspect_encoder, queue_config(settings).cache_dir) == (
+        "minilm",
+        None,
+    )
     chosen = queue_config(settings, encoder=EncoderResource(model="none", cache_dir=str(tmp_path)))
     assert (chosen.suspect_encoder, chosen.cache_dir) == ("none", tmp_path)
 

@@ -15,7 +15,6 @@ from pydantic import Field
 from curation_assets.config import Settings
 from curation_assets.curation import overrides
 from curation_assets.curation.review import decisions
-from curation_assets.curation.review.suspects.embeddings import default_cache_dir
 from curation_assets.curation.training.launch import TrainingLaunch, k8s_run_kwargs
 
 #: Concurrency pools (limits in dagster.yaml): one DuckDB writer, one GPU job at a time.
@@ -57,6 +56,10 @@ class DecisionStoreResource(dg.ConfigurableResource):
 
     def metadata(self) -> dg.MetadataValue:
         return dg.MetadataValue.path(self.path)
+
+
+#: Where distilled encoders are cached (``suspects.embeddings.default_cache_dir`` reads it).
+CACHE_VARIABLE = "CURATION_CACHE_DIR"
 
 
 class EncoderResource(dg.ConfigurableResource):
@@ -169,7 +172,8 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
         ),
         "encoder": EncoderResource(
             model=from_env("CURATION_SUSPECT_ENCODER", settings.suspect_encoder),
-            cache_dir=from_env("CURATION_CACHE_DIR", default_cache_dir()),
+            # unset: None, so the run process resolves the user cache (not the code server's)
+            cache_dir=dg.EnvVar(CACHE_VARIABLE) if os.environ.get(CACHE_VARIABLE) else None,
         ),
     }
 

@@ -161,11 +161,12 @@ def fine_tuned_model(
     )
     try:
         client = training_client.pipes_client()
+        run_kwargs = training_client.run_kwargs(launch)
     except dg.DagsterInvariantViolationError as exc:  # a misconfigured target: no retry
         raise _no_retry(f"training_client: {exc}") from exc
     cursor = engine_event_cursor(context)
     try:
-        invocation = client.run(context=context, **training_client.run_kwargs(launch))
+        invocation = client.run(context=context, **run_kwargs)
     except Exception as exc:
         # Pipes clients raise DagsterPipesExecutionError, which dagster does not export;
         # whatever was raised, this attempt's own Pipes report says whether a retry can help
