@@ -53,9 +53,9 @@ if [[ ! -x .venv/bin/python || ! -f .venv/.installed || pyproject.toml -nt .venv
     "(first run, or the dependencies changed)..." >&2
   "$PY" -m venv .venv
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.8"
-  # --compile-bytecode: every later process (each test worker, each Dagster run and Pipes
-  # script) reads .pyc files instead of compiling what it imports (where Python may not write
-  # them, e.g. PYTHONDONTWRITEBYTECODE, it compiled on every start: 50 s -> 28 s for --fast)
+  # --compile-bytecode: later processes (test workers, Dagster runs, Pipes scripts) read the
+  # installed packages' .pyc files instead of compiling them where Python may not write them
+  # (PYTHONDONTWRITEBYTECODE); the editable project itself is not precompiled
   if ! .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python \
       "${_opts[@]}" -c "$_lock" -e '.[dev]'; then
     echo "installing from $_lock failed." >&2
