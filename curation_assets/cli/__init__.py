@@ -1,6 +1,7 @@
 """The ``curation`` command (Typer): run the demo job, trace an example, manage
 decisions, users and the review web app. ``main`` is the console script; one module per
-concern (runs, trace, decisions, review, users, batches; common holds what they share)."""
+concern (runs, trace, decisions, review, users, batches; common holds what they share,
+progress the live bars of a run on a terminal)."""
 
 import json
 import os

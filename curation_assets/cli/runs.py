@@ -1,5 +1,6 @@
 """``curation demo`` and ``curation run``: materialize the graph in this process, one
-progress line per finished stage, then a summary of where the results are."""
+progress line per finished stage (above live progress bars on a terminal), then a
+summary of where the results are."""
 
 import contextlib
 import os
@@ -14,6 +15,7 @@ import typer
 
 from curation_assets.cli.common import FAILED, OK, CurationCommand, load_settings
 from curation_assets.cli.decisions import import_decisions
+from curation_assets.cli.progress import run_progress
 from curation_assets.runs.instance import ensure_dagster_home
 
 if TYPE_CHECKING:
@@ -109,13 +111,14 @@ def run_pipeline(
         _quiet_libraries()
     started = time.perf_counter()
     # run_everything first fails runs left by a killed process and frees their pool slots
-    summary = run_everything(
-        settings,
-        skip_training=skip_training,
-        verbose=verbose,
-        from_stage=from_stage,
-        emit=_emit,
-    )
+    with run_progress(_emit, enabled=not verbose) as emit:
+        summary = run_everything(
+            settings,
+            skip_training=skip_training,
+            verbose=verbose,
+            from_stage=from_stage,
+            emit=emit,
+        )
     elapsed = time.perf_counter() - started
     print()
     print("=" * 72)

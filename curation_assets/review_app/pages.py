@@ -1,5 +1,6 @@
 """What every page handler of the review app stands on: the settings, the autoescaping
-Jinja2 templates, who is signed in (looked up in the store on every request), the CSRF
+Jinja2 templates (Starlette's ``Jinja2Templates`` over a strict, always-escaping
+environment), who is signed in (looked up in the store on every request), the CSRF
 check of a state-changing request and the signed item tokens.
 
 ``ReviewPages`` (``reviewing``) and ``AccountPages`` (``accounts``) build on ``Pages``;
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
+from starlette.templating import Jinja2Templates
 
 from curation_assets.config import Settings
 from curation_assets.curation.review import decisions
@@ -27,6 +29,30 @@ MAX_NOTE_CHARS = 2000
 MAX_BULK = 100
 
 
+def page_basics(request: Request) -> dict[str, Any]:
+    """What every page gets (a ``Jinja2Templates`` context processor): the session's CSRF
+    token (one is made on the first page), the flash message (shown once) and the queues."""
+    session = request.session
+    if not session.get("csrf"):
+        session["csrf"] = new_csrf()
+    return {
+        "csrf": session["csrf"],
+        "flash": session.pop("flash", None),
+        "queues": decisions.QUEUES,
+    }
+
+
+def page_templates() -> Jinja2Templates:
+    """The app's templates: every one autoescaped whatever its file name, and an undefined
+    name is an error, not ''. (Starlette takes these options only as a ready environment.)"""
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+    )
+    return Jinja2Templates(env=env, context_processors=[page_basics])
+
+
 class Pages:
     """Handlers bound to one decision store and one set of settings."""
 
@@ -37,29 +63,18 @@ class Pages:
         self.throttle = LoginThrottle(self.store)
         self.labels = list(settings.labels)
         self.classification = settings.task_type == "classification" and bool(self.labels)
-        self.templates = Environment(
-            loader=FileSystemLoader(HERE / "templates"),
-            autoescape=True,  # every template, whatever its file name
-            undefined=StrictUndefined,
-        )
+        self.templates = page_templates()
 
     def render(
         self, request: Request, name: str, status_code: int = 200, **context: Any
     ) -> HTMLResponse:
-        session = request.session
-        if not session.get("csrf"):
-            session["csrf"] = new_csrf()
+        """Template ``name`` with ``context``, the page defaults and (from
+        ``page_basics``) the session's CSRF token, its flash message and the queues."""
         context.setdefault("user", None)
         context.setdefault("queue", "coverage")
         context.setdefault("error", None)
         context.setdefault("classification", self.classification)
-        page = self.templates.get_template(name).render(
-            csrf=session["csrf"],
-            flash=session.pop("flash", None),
-            queues=decisions.QUEUES,
-            **context,
-        )
-        return HTMLResponse(page, status_code=status_code)
+        return self.templates.TemplateResponse(request, name, context, status_code=status_code)
 
     async def user(self, request: Request) -> dict | None:
         """The signed-in user, looked up on every request: the cookie's session id must be

@@ -1,4 +1,21 @@
-"""Secrets, CSRF tokens, signed item tokens, login throttling and security headers."""
+"""Secrets, CSRF tokens, signed item tokens, login throttling and security headers.
+
+Three pieces stay written here, each for a reason a library did not meet (issue #16):
+
+- CSRF: a synchronizer token kept in the signed session cookie (Starlette's
+  ``SessionMiddleware``), compared here. starlette-csrf 3.0 reads the token from a
+  request header only, which a plain HTML form cannot send; its middleware reads the
+  request without the body, so a subclass cannot take the form field either; it sets
+  its cookie as the response goes out, after the page was rendered, so the first page
+  (the sign-in form) cannot carry the token; and its double-submit cookie is not tied
+  to the session, so it survives sign-in and can be planted by whoever can set a cookie
+  for the host.
+- Sign-in throttle: kept in the decision store (see ``LoginThrottle``). ``limits``
+  keeps its moving windows in memory (one process) or in Redis, Memcached or MongoDB;
+  it cannot reserve under two keys at once, nor give back one attempt of a key.
+- Security headers: Starlette has no middleware for CSP, nosniff, frame and referrer
+  headers; ``SecurityHeaders`` is the dozen lines that add them.
+"""
 
 import hmac
 import os
@@ -41,6 +58,7 @@ def load_secret(store: Path) -> str:
 
 
 def new_csrf() -> str:
+    """A fresh CSRF token for a session (256 random bits)."""
     return secrets.token_urlsafe(32)
 
 
@@ -89,6 +107,12 @@ class LoginThrottle:
     per-client limit is higher, so that one person guessing behind a shared proxy locks
     out the accounts they guess, not everyone behind it. A success clears the account's
     failures and gives back its own reservation, never the client's other failures.
+
+    Not ``limits``: its ``MemoryStorage`` counts per process (and forgets on a restart),
+    its other storages need a Redis, Memcached or MongoDB server, and its moving window
+    can neither reserve under the account and the address in one step (a refused
+    address would still have used up an account attempt) nor give back one attempt of
+    the address after a success (sign-ins behind a shared proxy would lock it).
     """
 
     def __init__(
