@@ -93,6 +93,9 @@ class Settings:
     max_rejection_rate: float = 0.40
     min_verified_examples: int = 100
     min_validation_examples: int = 20
+    # keep GX validation results and render the local Data Docs after each audit (~0.3 s
+    # per audit, under data_dir/gx); off: results stay in memory, the checks are the same
+    data_docs: bool = True
 
     # --- fine-tune (defaults: curation_assets.curation.training.params.TrainParams) --
     base_model: str = "auto"  # hub id or local path; "auto": packaged MiniLM (SFT: SmolLM2 id)

@@ -33,8 +33,13 @@ def latest_per_check(evaluations) -> list[dg.AssetCheckEvaluation]:
 
 
 def blocking_failures(evaluations) -> list[dg.AssetCheckEvaluation]:
-    """The evaluations that failed a blocking (ERROR severity) check."""
-    return [c for c in evaluations if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
+    """The evaluations that failed a blocking check (ERROR severity). The per-group checks
+    of a suite are not blocking: their failures are listed by the audit's own lines."""
+    return [
+        c
+        for c in evaluations
+        if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR and c.blocking is not False
+    ]
 
 
 def is_audit_failure(error: Any) -> bool:

@@ -10,7 +10,6 @@ from dagster_duckdb import DuckDBResource
 
 from curation_assets.config import Settings
 from curation_assets.curation import overrides, publish, warehouse
-from curation_assets.curation.expectations import run_validations
 from curation_assets.curation.filtering import filter_stage, rule_engine
 from curation_assets.curation.filtering import tables as filtering_tables
 from curation_assets.curation.ingest import tables as ingest_tables
@@ -18,12 +17,13 @@ from curation_assets.curation.review import decisions
 from curation_assets.defs.automation.conditions import ON_NEW_DATA
 from curation_assets.defs.filtering.suites import (
     ACCOUNTING_SQL,
+    GROUPS,
     filtered_expectations,
     rates_sql,
     rejections_expectations,
 )
 from curation_assets.defs.resources import DUCKDB_POOL, DecisionStoreResource, SettingsParam
-from curation_assets.defs.shared.checks import audit_result, audit_spec, snapshot_dir
+from curation_assets.defs.shared.checks import audit_checks, audit_specs, snapshot_dir, validate
 from curation_assets.defs.shared.datasets import dataset
 from curation_assets.defs.shared.metadata import as_table, column_lineage
 from curation_assets.defs.shared.run_config import FilteredConfig
@@ -100,19 +100,21 @@ HELD_CHECK = dg.AssetCheckSpec(
         ),
     ],
     check_specs=[
-        audit_spec(
+        *audit_specs(
             "filtered",
             "Audit before publishing (Great Expectations): example ids present and unique, "
             "no empty prompt or response, labels in the allowed set; per published batch: "
             "read = kept + rejected + quarantined, rejection and quarantine rates within "
             "their bounds, no single rule dropping more of a batch than its bound. A batch "
             "over a bound is held back alone (see `held_batches`).",
+            GROUPS["filtered"],
         ),
-        audit_spec(
+        *audit_specs(
             "rejections",
             "Audit before publishing: every row names a record of `raw_scrapes`, a known rule "
             "and a non-empty reason, once per (record, rule); no record is both kept and "
             "rejected; per batch, raw records = kept (held batches included) + rejected.",
+            GROUPS["rejections"],
         ),
         HELD_CHECK,
     ],
@@ -139,9 +141,9 @@ def filter_raw_scrapes(
             publish.replace_holds(con, "filtered", holds)
             rule_engine.publish_filtered(con)  # staged inside the transaction
             skip = [h["batch"] for h in holds] + [a["batch"] for a in accepted]
-            audit = run_validations(con, filtered_expectations(settings, skip))
-            rejections_audit = run_validations(
-                con, rejections_expectations([r.name for r in rule_set])
+            audit = validate(con, settings, "filtered", filtered_expectations(settings, skip))
+            rejections_audit = validate(
+                con, settings, "rejections", rejections_expectations([r.name for r in rule_set])
             )
             per_rule = rule_engine.rule_counts(con)
             accounting = rule_engine.batch_accounting(con).df().to_dict("records")
@@ -174,16 +176,17 @@ def filter_raw_scrapes(
         f"filtered: {raw} raw records -> {kept} kept, {rejected_records} rejected"
         + (f", {len(holds)} batch(es) held back" if holds else "")
     )
-    check = audit_result(
+    checks = audit_checks(
         "filtered",
         audit,
         outcome,
+        GROUPS["filtered"],
         extra={
             "held_batches": as_table(holds, "(none)"),
             "accepted_by_override": as_table(accepted, "(none)"),
         },
     )
-    rejections_check = audit_result("rejections", rejections_audit, outcome)
+    checks += audit_checks("rejections", rejections_audit, outcome, GROUPS["rejections"])
     held_check = dg.AssetCheckResult(
         asset_key="filtered",
         check_name="held_batches",
@@ -201,8 +204,7 @@ def filter_raw_scrapes(
         },
     )
     if not outcome.published:
-        yield check
-        yield rejections_check
+        yield from checks
         yield held_check
         return
     counts = {c["rule"]: c["records"] for c in per_rule}
@@ -245,8 +247,7 @@ def filter_raw_scrapes(
             "per_rule_counts": dg.MetadataValue.json(counts),
         },
     )
-    yield check
-    yield rejections_check
+    yield from checks
     yield held_check
 
 

@@ -6,6 +6,22 @@ from curation_assets.curation.expectations import Validation, expect, labels_in
 from curation_assets.curation.filtering import rule_engine
 from curation_assets.curation.warehouse import sql_literal
 
+#: The expectation groups of each asset's suite (one Dagster check each): what they check.
+GROUPS = {
+    "filtered": {
+        "rows": "Example ids present and unique, prompt and response long enough, labels in "
+        "the allowed set, at least one row.",
+        "rule_drop_rates": "Per published batch, no rule drops more of it than its bound.",
+        "batch_accounting": "Per published batch: read = kept + rejected + quarantined, "
+        "rejection and quarantine rates within their bounds.",
+    },
+    "rejections": {
+        "rejection_rows": "Every rejection names a raw record, a known rule and a reason, "
+        "once per (record, rule); no record both kept and rejected.",
+        "record_accounting": "Per batch, held ones included: raw records = kept + rejected.",
+    },
+}
+
 
 def filtered_expectations(settings: Settings, skip: list[str] = ()) -> list[Validation]:
     """What ``filtered`` must satisfy before anything reaches review (per-batch bounds
@@ -31,19 +47,20 @@ def filtered_expectations(settings: Settings, skip: list[str] = ()) -> list[Vali
     ]
     row_rules += labels_in(settings.allowed_labels)
     return [
-        Validation("rows", "SELECT example_id, prompt, response FROM filtered", row_rules),
+        Validation(
+            "rows", "SELECT example_id, prompt, response FROM filtered", row_rules, ("example_id",)
+        ),
         Validation(
             "rule_drop_rates",
             f"SELECT * FROM ({rates_sql(settings)}) {not_skipped}",
-            [expect("ExpectColumnValuesToBeInSet", column="over_bound", value_set=[False])],
+            [expect("ExpectNoRuleOverItsDropBound")],
+            ("batch", "rule"),
         ),
         Validation(
             "batch_accounting",
             f"SELECT * FROM ({ACCOUNTING_SQL}) {not_skipped}",
             [
-                expect(
-                    "ExpectColumnValuesToBeBetween", column="unaccounted", min_value=0, max_value=0
-                ),
+                expect("ExpectEveryUnitAccountedFor"),
                 expect(
                     "ExpectColumnValuesToBeBetween",
                     column="rejection_rate",
@@ -57,6 +74,7 @@ def filtered_expectations(settings: Settings, skip: list[str] = ()) -> list[Vali
                     max_value=settings.max_quarantine_rate,
                 ),
             ],
+            ("batch",),
         ),
     ]
 
@@ -83,22 +101,17 @@ def rejections_expectations(rule_names: list[str]) -> list[Validation]:
                 expect("ExpectColumnValueLengthsToBeBetween", column="reason", min_value=1),
                 expect("ExpectColumnValuesToBeInSet", column="rule", value_set=list(rule_names)),
                 expect("ExpectCompoundColumnsToBeUnique", column_list=["record_id", "rule"]),
-                expect("ExpectColumnValuesToBeInSet", column="in_raw_scrapes", value_set=[True]),
-                expect("ExpectColumnValuesToBeInSet", column="also_kept", value_set=[False]),
+                expect("ExpectRejectionsToNameRawRecords"),
+                expect("ExpectNoRecordBothKeptAndRejected"),
             ],
+            ("record_id", "rule"),
         ),
         # every batch, held ones included (their kept rows stay in the working table)
         Validation(
             "record_accounting",
             f"SELECT batch, unaccounted_records FROM ({ACCOUNTING_SQL})",
-            [
-                expect(
-                    "ExpectColumnValuesToBeBetween",
-                    column="unaccounted_records",
-                    min_value=0,
-                    max_value=0,
-                )
-            ],
+            [expect("ExpectEveryRecordAccountedFor")],
+            ("batch",),
         ),
     ]
 

@@ -10,13 +10,16 @@ from dagster_duckdb import DuckDBResource
 
 from curation_assets.config import Settings
 from curation_assets.curation import overrides, publish, warehouse
-from curation_assets.curation.expectations import run_validations
 from curation_assets.curation.ingest import intake
 from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.curation.warehouse import sql_literal
-from curation_assets.defs.ingest.suites import quarantine_expectations, raw_scrapes_expectations
+from curation_assets.defs.ingest.suites import (
+    GROUPS,
+    quarantine_expectations,
+    raw_scrapes_expectations,
+)
 from curation_assets.defs.resources import DUCKDB_POOL, DecisionStoreResource, SettingsParam
-from curation_assets.defs.shared.checks import audit_result, audit_spec, snapshot_dir
+from curation_assets.defs.shared.checks import audit_checks, audit_specs, snapshot_dir, validate
 from curation_assets.defs.shared.datasets import dataset
 from curation_assets.defs.shared.metadata import as_table
 from curation_assets.defs.shared.sensors import running_sensor
@@ -52,17 +55,19 @@ inbox_files = dg.DynamicPartitionsDefinition(name="inbox_files")
         ),
     ],
     check_specs=[
-        audit_spec(
+        *audit_specs(
             "raw_scrapes",
             "Audit of this batch before it is published (Great Expectations): ids present "
             "and unique, prompt/response present, stored rows match the batch's accounting, "
             "quarantine rate within the bound. A failing batch is held back alone.",
+            GROUPS["raw_scrapes"],
         ),
-        audit_spec(
+        *audit_specs(
             "quarantine",
             "Audit of this batch's quarantine rows: batch, file and a reason on every row, "
             "a line number on every row but a whole-file refusal, and every unit of the "
             "file accounted for (units read = records + quarantined, as stored).",
+            GROUPS["quarantine"],
         ),
     ],
     partitions_def=inbox_files,
@@ -97,8 +102,10 @@ def ingest_inbox_file(
                 intake.store_batch(
                     con, result, datetime.now(UTC).replace(tzinfo=None), atomic=False
                 )
-            audit = run_validations(con, raw_scrapes_expectations(settings, batch))
-            quarantine_audit = run_validations(con, quarantine_expectations(batch))
+            audit = validate(
+                con, settings, "raw_scrapes", raw_scrapes_expectations(settings, batch)
+            )
+            quarantine_audit = validate(con, settings, "quarantine", quarantine_expectations(batch))
             override = None
             if not audit.success:
                 override = overrides.accepted(
@@ -142,11 +149,10 @@ def ingest_inbox_file(
         + (" (unchanged since the last ingest: rows kept)" if unchanged else "")
         + ("" if outcome.published else "; audit failed, batch held back (not published)")
     )
-    check = audit_result("raw_scrapes", audit, outcome, override=override)
-    quarantine_check = audit_result("quarantine", quarantine_audit, outcome)
+    checks = audit_checks("raw_scrapes", audit, outcome, GROUPS["raw_scrapes"], override=override)
+    checks += audit_checks("quarantine", quarantine_audit, outcome, GROUPS["quarantine"])
     if not outcome.published:
-        yield check  # a failed blocking check: the step fails, nothing downstream runs
-        yield quarantine_check
+        yield from checks  # a failed blocking check: the step fails, nothing downstream runs
         return
     yield dg.MaterializeResult(
         asset_key="raw_scrapes",
@@ -171,8 +177,7 @@ def ingest_inbox_file(
             "reasons": as_table([{"reason": r, "rows": n} for r, n in reasons]),
         },
     )
-    yield check
-    yield quarantine_check
+    yield from checks
 
 
 def _unchanged(con, settings: Settings, path, batch: str) -> intake.IngestResult | None:

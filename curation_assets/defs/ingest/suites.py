@@ -6,6 +6,22 @@ from curation_assets.config import Settings
 from curation_assets.curation.expectations import Validation, expect
 from curation_assets.curation.warehouse import sql_literal
 
+#: The expectation groups of each asset's suite (one Dagster check each): what they check.
+GROUPS = {
+    "raw_scrapes": {
+        "records": "Record and example ids present, record ids unique, example ids of 16 "
+        "characters, prompt and response present.",
+        "batch_accounting": "Stored rows = the batch's loaded records; quarantine rate "
+        "within its bound.",
+    },
+    "quarantine": {
+        "quarantine_rows": "Batch, file and a reason on every quarantined record; a line "
+        "number unless the whole file was refused.",
+        "unit_accounting": "Units read = records + quarantined, and the quarantine rows "
+        "stored match the batch's count.",
+    },
+}
+
 
 def quarantine_expectations(batch: str | None = None) -> list[Validation]:
     """What the quarantine rows of a batch (``None``: of every batch) must satisfy."""
@@ -13,7 +29,7 @@ def quarantine_expectations(batch: str | None = None) -> list[Validation]:
     return [
         Validation(
             "quarantine_rows",
-            f"""SELECT q.batch, q.source_file, q.reason,
+            f"""SELECT q.batch, q.source_file, q.line_no, q.reason,
                       q.line_no IS NOT NULL OR b.units_read = 1 AS located
                FROM quarantine q JOIN ingest_batches b USING (batch) {where}""",
             [
@@ -21,8 +37,9 @@ def quarantine_expectations(batch: str | None = None) -> list[Validation]:
                 expect("ExpectColumnValuesToNotBeNull", column="source_file"),
                 expect("ExpectColumnValuesToNotBeNull", column="reason"),
                 expect("ExpectColumnValueLengthsToBeBetween", column="reason", min_value=3),
-                expect("ExpectColumnValuesToBeInSet", column="located", value_set=[True]),
+                expect("ExpectQuarantineRowsToBeLocated"),
             ],
+            row_id=("batch", "source_file", "line_no"),
         ),
         Validation(
             "unit_accounting",
@@ -41,6 +58,7 @@ def quarantine_expectations(batch: str | None = None) -> list[Validation]:
                     column_B="stored",
                 ),
             ],
+            row_id=("batch",),
         ),
     ]
 
@@ -65,6 +83,7 @@ def raw_scrapes_expectations(settings: Settings, batch: str | None = None) -> li
                     max_value=16,
                 ),
             ],
+            row_id=("record_id",),
         ),
         Validation(
             "batch_accounting",
@@ -86,5 +105,6 @@ def raw_scrapes_expectations(settings: Settings, batch: str | None = None) -> li
                     max_value=settings.max_quarantine_rate,
                 ),
             ],
+            row_id=("batch",),
         ),
     ]

@@ -16,6 +16,13 @@ from curation_assets.defs.shared.checks import publish_audited
 from curation_assets.defs.shared.datasets import published_dataset
 from curation_assets.defs.shared.metadata import as_table
 
+#: The expectation groups of ``example_lineage``'s suite (one Dagster check each).
+GROUPS = {
+    "every_raw_unit_accounted": "Every unit read from every file (held batches included) "
+    "is traced exactly once.",
+    "outcomes": "Every trace ends kept, rejected, quarantined or held.",
+}
+
 
 @dg.asset(
     deps=["quarantine", "rejections", "review_queue", "verified", "fine_tuned_model"],
@@ -29,6 +36,7 @@ from curation_assets.defs.shared.metadata import as_table
         EXAMPLE_LINEAGE,
         "Audit before publishing (Great Expectations): every unit read from every file "
         "is traced exactly once, as kept, rejected, quarantined or held back.",
+        GROUPS,
         automation_condition=ON_NEW_DATA,
     ),
 )
@@ -54,10 +62,10 @@ def example_lineage(
         )
         total = warehouse.count(con, "example_lineage")
         check, result = publish_audited(
-            con, settings, "example_lineage", example_lineage_expectations(settings)
+            con, settings, "example_lineage", example_lineage_expectations(settings), GROUPS
         )
     if not result.published:
-        yield check
+        yield from check
         return
     yield dg.MaterializeResult(
         metadata={
@@ -70,7 +78,7 @@ def example_lineage(
             ),
         }
     )
-    yield check
+    yield from check
 
 
 def example_lineage_expectations(settings: Settings) -> list[Validation]:

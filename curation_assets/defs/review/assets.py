@@ -17,6 +17,7 @@ from curation_assets.curation.review import agreement, review_stage
 from curation_assets.curation.review import tables as review_tables
 from curation_assets.defs.resources import DecisionStoreResource, EncoderResource, SettingsParam
 from curation_assets.defs.review.suites import (
+    GROUPS,
     review_queue_expectations,
     reviewed_expectations,
     verified_expectations,
@@ -65,6 +66,7 @@ def queue_config(
         "drawn from filtered, the coverage sample at its size, unique priorities per "
         "queue, a reason and a score for each row (warning: a label missing from the "
         "coverage sample).",
+        GROUPS["review_queue"],
     ),
 )
 def review_queue(
@@ -112,10 +114,14 @@ def review_queue(
             "review_status, response), ',' ORDER BY queue, priority)) FROM review_queue"
         ).fetchall()[0][0]
         check, outcome = publish_audited(
-            con, settings, "review_queue", review_queue_expectations(settings)
+            con,
+            settings,
+            "review_queue",
+            review_queue_expectations(settings),
+            GROUPS["review_queue"],
         )
     if not outcome.published:
-        yield check  # the review app keeps showing the previous queue
+        yield from check  # the review app keeps showing the previous queue
         return
     published = decision_store.publish_queue(items)
     sizes = items["queue"].value_counts().to_dict()
@@ -152,7 +158,7 @@ def review_queue(
         },
         data_version=dg.DataVersion(version or "empty"),
     )
-    yield check
+    yield from check
 
 
 @dg.asset(
@@ -170,6 +176,7 @@ def review_queue(
         "attributed to a person, only accepting decisions, labels in the allowed set, "
         "and reviewer agreement (Cohen's kappa) at least min_agreement once enough "
         "examples have two or more reviews.",
+        GROUPS["reviewed"],
     ),
 )
 def reviewed(
@@ -202,10 +209,15 @@ def reviewed(
         invalid = con.execute("SELECT count(*) FROM _decisions WHERE NOT valid").fetchall()[0][0]
         patterns = review_stage.review_patterns(con)
         check, outcome = publish_audited(
-            con, settings, "reviewed", reviewed_expectations(settings), [agreement.AGREEMENT_TABLE]
+            con,
+            settings,
+            "reviewed",
+            reviewed_expectations(settings),
+            GROUPS["reviewed"],
+            [agreement.AGREEMENT_TABLE],
         )
     if not outcome.published:
-        yield check
+        yield from check
         return
     overall = stats[stats["scope"] == "overall"].iloc[0]
     enough = int(overall["items"]) >= settings.min_agreement_items
@@ -245,7 +257,7 @@ def reviewed(
             "invalid_decisions_ignored": int(invalid),
         }
     )
-    yield check
+    yield from check
 
 
 def _number(value: float) -> dg.MetadataValue:
@@ -274,6 +286,7 @@ def _records(frame) -> list[dict]:
         "Audit before publishing (Great Expectations): enough verified examples to "
         "train, labels in the allowed set, both splits populated and no prompt shared "
         "between train and validation.",
+        GROUPS["verified"],
     ),
 )
 def verified(
@@ -313,9 +326,11 @@ def verified(
             "SELECT sha256(string_agg(example_id || ':' || response || ':' || split, ',' "
             "ORDER BY example_id)) FROM verified"
         ).fetchall()[0][0]
-        check, outcome = publish_audited(con, settings, "verified", verified_expectations(settings))
+        check, outcome = publish_audited(
+            con, settings, "verified", verified_expectations(settings), GROUPS["verified"]
+        )
     if not outcome.published:
-        yield check
+        yield from check
         return
     total = int(total or 0)
     yield dg.MaterializeResult(
@@ -335,4 +350,4 @@ def verified(
         },
         data_version=dg.DataVersion(version or "empty"),
     )
-    yield check
+    yield from check

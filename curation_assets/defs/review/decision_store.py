@@ -5,12 +5,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from curation_assets.curation.expectations import run_validations
 from curation_assets.curation.review import decisions
 from curation_assets.defs.resources import DecisionStoreResource, SettingsParam
 from curation_assets.defs.review.suites import review_decisions_expectations
 from curation_assets.defs.shared.checks import (
     suite_result_to_check,
+    validate,
 )
 from curation_assets.defs.shared.sensors import running_sensor
 
@@ -96,7 +96,9 @@ def review_decisions_check(
     trail = decision_store.audit_trail(previous)
     con = trail.connection()
     try:
-        result = run_validations(con, review_decisions_expectations(settings))
+        result = validate(
+            con, settings, "review_decisions", review_decisions_expectations(settings)
+        )
     finally:
         con.close()
     check = suite_result_to_check(result)

@@ -6,6 +6,28 @@ from curation_assets.config import Settings
 from curation_assets.curation.expectations import Validation, expect, labels_in
 from curation_assets.curation.review import agreement, decisions, review_stage
 
+#: The expectation groups of each asset's suite (one Dagster check each): what they check.
+GROUPS = {
+    "review_queue": {
+        "queue": "One row per example, known queue and status, a priority unique within its "
+        "queue, a reason, a score in [0, 1]; every queued example is in `filtered`.",
+        "queues": "The coverage sample holds the configured number of examples (or all).",
+        "labels_covered": "Classification: the coverage sample covers every label of "
+        "`filtered` (a warning).",
+    },
+    "reviewed": {
+        "rows": "One row per example, decided by someone, accept or edit, a non-empty "
+        "response, labels in the allowed set.",
+        "agreement": "Inter-reviewer agreement (Cohen's kappa) at least the bound, once "
+        "enough examples have two reviews.",
+    },
+    "verified": {
+        "rows": "Ids present and unique, prompt and response non-empty, verified by someone, "
+        "a known split, labels in the allowed set, at least the minimum number of rows.",
+        "splits": "Enough validation examples, a non-empty train split, no prompt in both.",
+    },
+}
+
 
 def review_decisions_expectations(settings: Settings) -> list[Validation]:
     """GX validations of ``decisions.audit_trail``: rows, edits' labels, integrity."""
@@ -27,9 +49,10 @@ def review_decisions_expectations(settings: Settings) -> list[Validation]:
                     column="decision",
                     value_set=list(decisions.DECISIONS),
                 ),
-                expect("ExpectColumnValuesToBeInSet", column="fingerprint_ok", value_set=[True]),
+                expect("ExpectDecisionFingerprintsToMatch"),
                 expect("ExpectColumnValuesToBeUnique", column="decision_id"),
             ],
+            ("decision_id",),
         ),
         Validation(
             "edits",
@@ -76,23 +99,18 @@ def review_queue_expectations(settings: Settings) -> list[Validation]:
                 ),
                 expect("ExpectColumnValuesToBeBetween", column="score", min_value=0, max_value=1),
                 expect("ExpectTableRowCountToBeBetween", min_value=1),
+                expect("ExpectCompoundColumnsToBeUnique", column_list=["queue", "priority"]),
+                expect("ExpectQueuedExamplesToBeFiltered"),
             ],
+            ("example_id",),
         ),
         Validation(
             "queues",
             f"""SELECT
-                (SELECT count(*) - count(DISTINCT (queue, priority)) FROM review_queue)
-                    AS duplicate_priorities,
-                (SELECT count(*) FROM review_queue
-                 WHERE example_id NOT IN (SELECT example_id FROM filtered)) AS not_in_filtered,
                 least({int(settings.coverage_sample_size)}, (SELECT count(*) FROM filtered))
                 - (SELECT count(*) FROM review_queue WHERE queue = 'coverage')
                     AS coverage_shortfall""",
-            [
-                expect("ExpectColumnValuesToBeBetween", column=column, min_value=0, max_value=0)
-                for column in ("duplicate_priorities", "not_in_filtered")
-            ]
-            + [expect("ExpectColumnValuesToBeBetween", column="coverage_shortfall", max_value=0)],
+            [expect("ExpectColumnValuesToBeBetween", column="coverage_shortfall", max_value=0)],
         ),
     ]
     if settings.task_type == "classification":
@@ -124,7 +142,7 @@ def reviewed_expectations(settings: Settings) -> list[Validation]:
     ]
     rows += labels_in(settings.allowed_labels)
     return [
-        Validation("rows", "SELECT * FROM reviewed", rows),
+        Validation("rows", "SELECT * FROM reviewed", rows, ("example_id",)),
         Validation(  # checked only once enough examples have two or more reviews
             "agreement",
             f"""SELECT kappa FROM {agreement.AGREEMENT_TABLE}
@@ -158,7 +176,7 @@ def verified_expectations(settings: Settings) -> list[Validation]:
     ]
     rows += labels_in(settings.allowed_labels)
     return [
-        Validation("rows", "SELECT * FROM verified", rows),
+        Validation("rows", "SELECT * FROM verified", rows, ("example_id",)),
         Validation(
             "splits",
             f"""SELECT (SELECT count(*) FROM verified WHERE split = 'validation') AS validation,

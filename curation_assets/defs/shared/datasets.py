@@ -5,12 +5,14 @@ from the table's declaration (kinds, column schema, table name) and, for single-
 written, audited and published in their own step, the write-audit-publish attributes.
 """
 
+from collections.abc import Mapping
+
 import dagster as dg
 
 from curation_assets.curation.schema import Table
 from curation_assets.defs.automation.conditions import ON_NEW_PASSING_INPUTS
 from curation_assets.defs.resources import DUCKDB_POOL
-from curation_assets.defs.shared.checks import audit_spec
+from curation_assets.defs.shared.checks import audit_specs
 from curation_assets.defs.shared.metadata import table_metadata
 
 
@@ -23,18 +25,19 @@ def dataset(table: Table, **attributes: object) -> dict:
 def published_dataset(
     table: Table,
     audit: str,
+    groups: Mapping[str, str],
     *,
     automation_condition: dg.AutomationCondition = ON_NEW_PASSING_INPUTS,
     **attributes: object,
 ) -> dict:
     """Keyword arguments of a single-table asset that audits its staged version (blocking
-    check ``expectations``, described by ``audit``) and publishes it only when it passes:
-    no output (no materialization) when the audit fails."""
+    check ``expectations``, described by ``audit``, and one check per expectation group of
+    ``groups``) and publishes it only when it passes: no output when the audit fails."""
     return dataset(
         table,
         pool=DUCKDB_POOL,
         automation_condition=automation_condition,
         output_required=False,
-        check_specs=[audit_spec(table.name, audit)],
+        check_specs=audit_specs(table.name, audit, groups),
         **attributes,
     )
