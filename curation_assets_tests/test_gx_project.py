@@ -169,3 +169,48 @@ def test_every_expectation_group_is_a_declared_dagster_check(task_type):
             spec = graph.get_check_spec(dg.AssetCheckKey(key, name))
             assert not spec.blocking and spec.description, (asset, name)
         assert graph.get_check_spec(dg.AssetCheckKey(key, "expectations")).blocking
+
+
+def test_a_suite_check_step_runs_only_the_selected_groups(tmp_path):
+    """The model and ladder suites run in their own check step; selecting one group's
+    check in the UI runs that group alone, and its failure names the failing rows."""
+    from curation_assets.defs.resources import resources_for
+    from curation_assets.defs.shared.checks import gx_suite_check
+
+    settings = Settings(data_dir=tmp_path / "data")
+    settings.data_dir.mkdir(parents=True)
+
+    from dagster_duckdb import DuckDBResource
+
+    @dg.asset(name="toy")
+    def toy(duckdb: DuckDBResource) -> None:
+        with duckdb.get_connection() as con:
+            con.execute("CREATE OR REPLACE TABLE toy AS SELECT i AS id FROM range(5) r(i)")
+
+    def suite(_settings):
+        return [
+            Validation(
+                "ids", "SELECT id FROM toy", [expect("ExpectColumnValuesToBeUnique", column="id")]
+            ),
+            Validation(
+                "small",
+                "SELECT id FROM toy",
+                [expect("ExpectColumnValuesToBeBetween", column="id", max_value=2)],
+                row_id=("id",),
+            ),
+        ]
+
+    check = gx_suite_check("toy", suite, "toy audit")
+    resources = resources_for(settings)
+    assert dg.materialize([toy], resources=resources).success
+    only = dg.AssetCheckKey(dg.AssetKey("toy"), "small")
+    result = dg.materialize(
+        [toy, check], resources=resources, selection=dg.AssetSelection.checks(only)
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "small" and not evaluation.passed
+    assert evaluation.metadata["unexpected_count"].value == 2
+    failures = evaluation.metadata["failures"].value
+    assert [r["id"] for r in failures[0]["sample_rows"]] == [3, 4]
+    assert evaluation.metadata["gx_suite"].value == "toy.small"
+    assert Path(evaluation.metadata["data_docs"].value.removeprefix("file://")).is_file()

@@ -38,6 +38,14 @@ BATCH = "batch_a.jsonl"
 #: subset (Dagster refuses `filtered` alone with InvalidSubsetError), so both are launched.
 SELECTED = ["filtered", "review_queue", "reviewed", "verified"]
 LAUNCHED = [*SELECTED, "rejections"]
+
+
+def _groups(asset: str) -> list[str]:
+    """The expectation-group checks of ``asset`` (declared next to its stage's suites)."""
+    from curation_assets.defs.filtering.suites import GROUPS as filtering
+    from curation_assets.defs.review.suites import GROUPS as review
+
+    return list({**filtering, **review}[asset])
 SENSORS = {"inbox_sensor", "decisions_sensor", "curation_automation"}
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
@@ -232,9 +240,12 @@ def test_inbox_file_then_ui_materialize_runs_the_review_stages(dagster_dev):
             "repositoryName": REPOSITORY,
             "jobName": "__ASSET_JOB",
             "assetSelection": [{"path": [key]} for key in LAUNCHED],
-            # what the UI's Materialize selects: the assets and all of their checks
+            # what the UI's Materialize selects: the assets and all of their checks (the
+            # audit, one check per expectation group, filtered's held_batches)
             "assetCheckSelection": [
-                {"assetKey": {"path": [key]}, "name": "expectations"} for key in LAUNCHED
+                {"assetKey": {"path": [key]}, "name": name}
+                for key in LAUNCHED
+                for name in ["expectations", *_groups(key)]
             ]
             + [{"assetKey": {"path": ["filtered"]}, "name": "held_batches"}],
         },

@@ -48,19 +48,28 @@ def gx_suite_check(
         specs=audit_specs(asset, description, groups, blocking=blocking),
         name=f"{asset}_expectations",
         pool=DUCKDB_POOL,
+        can_subset=True,  # the UI may run one group's check alone
     )
-    def _check(duckdb: DuckDBResource, settings: SettingsParam) -> Iterable[dg.AssetCheckResult]:
+    def _check(
+        context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource, settings: SettingsParam
+    ) -> Iterable[dg.AssetCheckResult]:
+        selected = {key.name for key in context.selected_asset_check_keys}
+        validations = suite(settings)
+        if AUDIT not in selected:  # only the selected groups need to run
+            validations = [v for v in validations if v.name in selected]
         with duckdb.get_connection() as con:
-            result = run_validations(con, suite(settings), asset=asset, docs_dir=gx_dir(settings))
+            result = run_validations(con, validations, asset=asset, docs_dir=gx_dir(settings))
         summary = suite_result_to_check(result)
-        yield dg.AssetCheckResult(
+        audit = dg.AssetCheckResult(
             asset_key=asset,
             check_name=AUDIT,
             passed=summary.passed,
             severity=summary.severity,
             metadata=summary.metadata,
         )
-        yield from group_checks(asset, result, groups)
+        for check in [audit, *group_checks(asset, result, groups)]:
+            if check.check_name in selected:
+                yield check
 
     return _check
 
