@@ -37,9 +37,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation_assets.config import Settings
-from curation_assets.curation import warehouse
 from curation_assets.curation.filtering import filter_stage
 from curation_assets.curation.ingest import intake
+from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.curation.records import example_id
 from curation_assets.curation.review import decisions, review_stage
 
@@ -432,7 +432,7 @@ def pipeline_queues(
     for i, path in enumerate(intake.list_inbox(settings.inbox)):
         result = intake.read_file(path, settings.column_mapping, settings.max_record_bytes)
         intake.store_batch(con, result, started + timedelta(minutes=i))
-    warehouse.ensure_tables(con)
+    ingest_tables.ensure_tables(con)
     filter_stage.run_stage(con, filter_config(settings))
     empty = decisions.load_all(settings.decision_store)
     scoring = review_stage.build_review_queue(con, empty, queue_config(settings), _labels(settings))
