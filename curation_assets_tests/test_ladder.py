@@ -180,8 +180,9 @@ def test_quality_ladder_asset_writes_its_table_and_passes_its_check(
     plot = Path(meta["plot"].value)
     assert plot.parent == settings.data_dir / "reports"
     assert plot.read_bytes().startswith(b"\x89PNG")
-    (check,) = result.get_asset_check_evaluations()
-    assert check.passed, check.metadata
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert set(checks) == {"expectations", "ladder", "stages_present"}  # audit + groups
+    assert all(c.passed for c in checks.values()), {k: c.metadata for k, c in checks.items()}
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         table = con.sql("SELECT * FROM quality_ladder").df()
     assert list(table["dataset"]) == list(RUNGS)
