@@ -300,6 +300,8 @@ def test_pipes_reports_whether_a_failure_is_worth_a_retry(tmp_path: Path) -> Non
 
     missing = training_launch("classification", tmp_path / "nope.parquet", None, tmp_path, "x", {})
     crash = TrainingLaunch([sys.executable, "-c", "raise SystemExit(1)"], {"output_dir": "x"})
+    # a job outside this package is refused before anything is imported
+    foreign = TrainingLaunch(missing.command, {"job": "os:system", "output_dir": str(tmp_path)})
 
     def reported_failures(*launches: TrainingLaunch) -> list:
         """Each launch's Pipes report, the launches run one after another in one step (as
@@ -319,9 +321,11 @@ def test_pipes_reports_whether_a_failure_is_worth_a_retry(tmp_path: Path) -> Non
         assert dg.materialize([probe], resources=resources).success
         return seen
 
-    reported, after_it = reported_failures(missing, crash)
+    reported, after_it, refused = reported_failures(missing, crash, foreign)
     assert reported.cls_name == pipes_train.PermanentTrainingError.__name__  # no retry
     assert "FileNotFoundError" in reported.message and "nope.parquet" in reported.message
+    assert refused.cls_name == pipes_train.PermanentTrainingError.__name__
+    assert "'os:system'" in refused.message
     # a process that dies without a report (killed, a lost pod) is worth a retry, even
     # when an earlier attempt of the same step reported a permanent failure
     assert after_it is None

@@ -10,6 +10,8 @@ Two trainers, chosen by ``trainer``:
   optimizer steps per rung: the product's own trainer, minutes per rung on a CPU.
 
 Every rung is scored on the same held-out rows. Labels a rung never saw count as wrong.
+``run_ladder`` trains every rung in this process; ``quality_ladder`` runs the same pieces
+(``plan_ladder``, ``score_rung``) in Dagster Pipes sessions (``ladder_sessions``).
 Plain Python (torch imported inside functions), no Dagster.
 """
 
@@ -85,6 +87,112 @@ def _head_predict(head: Any, names: list[str], features: Any) -> list[str]:
         return [names[i] for i in (head(features)).argmax(-1).tolist()]
 
 
+def plan_ladder(
+    rungs: Sequence[Mapping[str, Any]],
+    validation: Sequence[Mapping[str, Any]],
+    trainer: str,
+    steps: int,
+    params: TrainParams,
+) -> tuple[list[Mapping[str, Any]], int]:
+    """The rungs that can be trained (at least 2 labels) and the steps each gets.
+
+    ``steps`` 0: ``budget_steps`` of the largest trainable rung with ``params.epochs``.
+    """
+    if trainer not in TRAINERS:
+        raise ValueError(f"unknown ladder trainer {trainer!r}; known: {TRAINERS}")
+    if not validation:
+        raise ValueError("the ladder needs held-out validation rows")
+    usable = [r for r in rungs if len({row["response"] for row in r["rows"]}) >= 2]
+    if not usable:
+        raise ValueError("no rung has at least 2 labels to train on")
+    largest = max(len(r["rows"]) for r in usable)
+    return usable, steps or budget_steps(largest, params.batch_size, params.epochs)
+
+
+def base_result(
+    rung: Mapping[str, Any], steps: int, params: TrainParams, trainer: str
+) -> dict[str, Any]:
+    """A rung's result before training: its other keys (sizes, hours, notes) and the budget."""
+    rows = rung["rows"]
+    result = {k: v for k, v in rung.items() if k != "rows"}
+    result.update(size=len(rows), labels=len({row["response"] for row in rows}))
+    result.update(steps=steps, batch_size=params.batch_size, trainer=trainer)
+    return result
+
+
+def skipped_result(result: dict[str, Any], rung: Mapping[str, Any]) -> dict[str, Any]:
+    """``result`` of a rung that is not trained: no scores, and the reason in its note."""
+    result.update(validation_accuracy=None, validation_macro_f1=None, seconds=0.0)
+    result["status"] = "skipped"
+    if not rung.get("rows") and rung.get("note"):
+        result["note"] = rung["note"]  # skipped upstream, with the reason
+    else:
+        reason = "not trained: fewer than 2 labels"
+        result["note"] = "; ".join(x for x in (rung.get("note"), reason) if x)
+    return result
+
+
+def head_texts(
+    usable: Sequence[Mapping[str, Any]], validation: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """Every prompt the head trainer embeds (the trainable rungs' and validation's), sorted:
+    the same list, embedded in one pass, whichever rungs are trained from it."""
+    return sorted(
+        {str(row["prompt"]) for r in usable for row in r["rows"]}
+        | {str(row["prompt"]) for row in validation}
+    )
+
+
+class HeadFeatures:
+    """Embeddings of ``texts`` (one row each) looked up by prompt."""
+
+    def __init__(self, texts: Sequence[str], matrix: Any) -> None:
+        if len(texts) != matrix.shape[0]:
+            raise ValueError(f"{matrix.shape[0]} embeddings for {len(texts)} texts")
+        self.matrix = matrix
+        self.index = {text: i for i, text in enumerate(texts)}
+
+    def of(self, rows: Sequence[Mapping[str, Any]]) -> Any:
+        return self.matrix[[self.index[str(row["prompt"])] for row in rows]]
+
+
+def score_rung(
+    rows: Sequence[Mapping[str, Any]],
+    validation: Sequence[Mapping[str, Any]],
+    base_model: str,
+    trainer: str,
+    steps: int,
+    params: TrainParams,
+    features: HeadFeatures | None = None,
+    val_features: Any = None,
+) -> dict[str, Any]:
+    """Train one rung with the ladder's budget and score it on ``validation``:
+    ``validation_accuracy``, ``validation_macro_f1`` (4 places) and ``seconds``."""
+    started = time.perf_counter()
+    if trainer == "head":
+        if features is None:
+            raise ValueError("the head trainer needs the texts' embeddings")
+        head, names = train_head(
+            features.of(rows),
+            [str(row["response"]) for row in rows],
+            steps,
+            params.batch_size,
+            params.seed,
+        )
+        if val_features is None:
+            val_features = features.of(validation)
+        predicted = _head_predict(head, names, val_features)
+        expected = [str(row["response"]) for row in validation]
+        accuracy, macro_f1 = accuracy_and_macro_f1(expected, predicted)
+    else:
+        accuracy, macro_f1 = _finetune_rung(list(rows), validation, base_model, steps, params)
+    return {
+        "validation_accuracy": round(accuracy, 4),
+        "validation_macro_f1": round(macro_f1, 4),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
 def run_ladder(
     rungs: Sequence[Mapping[str, Any]],
     validation: Sequence[Mapping[str, Any]],
@@ -93,73 +201,38 @@ def run_ladder(
     steps: int = 0,
     params: TrainParams | None = None,
 ) -> list[dict[str, Any]]:
-    """Train on each rung (dicts: name, rows, ...) and score on ``validation``.
+    """Train on each rung (dicts: name, rows, ...) and score on ``validation``, in this
+    process (``quality_ladder`` runs the same through Pipes: ``ladder_sessions``).
 
     ``steps`` 0: ``budget_steps`` of the largest rung with ``params.epochs``. Returns one
     result per rung with the rung's other keys kept (sizes, hours, notes).
     """
-    if trainer not in TRAINERS:
-        raise ValueError(f"unknown ladder trainer {trainer!r}; known: {TRAINERS}")
-    if not validation:
-        raise ValueError("the ladder needs held-out validation rows")
     params = params or TrainParams()
-    max_length = params.max_length_for("classification")
-    usable = [r for r in rungs if len({row["response"] for row in r["rows"]}) >= 2]
-    if not usable:
-        raise ValueError("no rung has at least 2 labels to train on")
-    largest = max(len(r["rows"]) for r in usable)
-    steps = steps or budget_steps(largest, params.batch_size, params.epochs)
-    model_path = resolve_base_model(base_model)
-    expected = [str(row["response"]) for row in validation]
-
-    embeddings: dict[str, Any] = {}
+    usable, steps = plan_ladder(rungs, validation, trainer, steps, params)
+    features = val_features = None
     if trainer == "head":
-        texts = sorted(
-            {str(row["prompt"]) for r in usable for row in r["rows"]}
-            | {str(row["prompt"]) for row in validation}
-        )
+        texts = head_texts(usable, validation)
         started = time.perf_counter()
-        matrix = embed_texts(model_path, texts, max_length)
-        embed_seconds = time.perf_counter() - started
-        embeddings = {text: i for i, text in enumerate(texts)}
-        val_features = matrix[[embeddings[str(row["prompt"])] for row in validation]]
+        max_length = params.max_length_for("classification")
+        matrix = embed_texts(resolve_base_model(base_model), texts, max_length)
+        features = HeadFeatures(texts, matrix)
+        embed_seconds = round(time.perf_counter() - started, 2)
+        val_features = features.of(validation)
 
     results = []
     for rung in rungs:
-        rows = list(rung["rows"])
-        result = {k: v for k, v in rung.items() if k != "rows"}
-        result.update(size=len(rows), labels=len({row["response"] for row in rows}))
-        result.update(steps=steps, batch_size=params.batch_size, trainer=trainer)
+        result = base_result(rung, steps, params, trainer)
         if rung not in usable:
-            result.update(validation_accuracy=None, validation_macro_f1=None, seconds=0.0)
-            if not rung.get("rows") and rung.get("note"):
-                result["note"] = rung["note"]  # skipped upstream, with the reason
-            else:
-                reason = "not trained: fewer than 2 labels"
-                result["note"] = "; ".join(x for x in (rung.get("note"), reason) if x)
-            results.append(result)
+            results.append(skipped_result(result, rung))
             continue
-        started = time.perf_counter()
-        if trainer == "head":
-            features = matrix[[embeddings[str(row["prompt"])] for row in rows]]
-            head, names = train_head(
-                features,
-                [str(row["response"]) for row in rows],
-                steps,
-                params.batch_size,
-                params.seed,
-            )
-            predicted = _head_predict(head, names, val_features)
-            accuracy, macro_f1 = accuracy_and_macro_f1(expected, predicted)
-        else:
-            accuracy, macro_f1 = _finetune_rung(rows, validation, base_model, steps, params)
         result.update(
-            validation_accuracy=round(accuracy, 4),
-            validation_macro_f1=round(macro_f1, 4),
-            seconds=round(time.perf_counter() - started, 2),
+            score_rung(
+                rung["rows"], validation, base_model, trainer, steps, params, features, val_features
+            ),
+            status="trained",
         )
         if trainer == "head":
-            result["embed_seconds"] = round(embed_seconds, 2)
+            result["embed_seconds"] = embed_seconds
         results.append(result)
     return results
 

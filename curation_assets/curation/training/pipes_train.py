@@ -4,7 +4,10 @@ Under Pipes (``DAGSTER_PIPES_CONTEXT`` is set) it reads the extras ``task_type``
 (``classification`` or ``sft``), ``train_path``, ``validation_path``, ``output_dir``,
 ``base_model``, ``params`` (``TrainParams`` fields) and, optionally,
 ``report_convergence_check`` (only when the asset declares an ``AssetCheckSpec`` named
-``training_converged``), and reports one materialization with the metrics. By hand::
+``training_converged``), and reports one materialization with the metrics. With the extra
+``job`` (``"module:function"``) it runs that job instead, e.g. rungs of ``quality_ladder``
+(``curation_assets.curation.evaluation.ladder_sessions``), which report their scores as
+Pipes custom messages. By hand::
 
     python -m curation_assets.curation.training.pipes_train --train train.parquet \\
         --validation validation.parquet --output-dir models/m1 --base-model auto --epochs 4
@@ -172,17 +175,66 @@ def pipes_metadata(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+#: The extra that names a job other than the fine-tune: ``"module:function"`` of this
+#: package, called with (extras, log, report) inside the Pipes session, which reports its
+#: results as Pipes custom messages (the quality ladder's rungs:
+#: ``curation_assets.curation.evaluation.ladder_sessions``). The caller names it, so this
+#: script imports no other stage.
+JOB_EXTRA = "job"
+
+
+def _job(name: str) -> Callable[..., Any]:
+    """The function a ``job`` extra names (refused, permanently, unless it is this package's)."""
+    import importlib
+
+    module, _, function = str(name).partition(":")
+    if not module.startswith("curation_assets.") or not function:
+        raise PermanentTrainingError(f"job must be 'curation_assets.<module>:<function>': {name!r}")
+    try:
+        return getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as exc:
+        raise PermanentTrainingError(f"no such job {name!r}: {exc}") from exc
+
+
+def _guarded(pipes: Any, output_dir: str, work: Callable[[], Any]) -> Any:
+    """``work()``; a failure leaves its reason in ``output_dir`` and closes the session with
+    ``PermanentTrainingError`` when a retry cannot fix it (Pipes reports its class)."""
+    try:
+        return work()
+    except Exception as exc:  # leave the reason where a person can read it
+        reason = f"{type(exc).__name__}: {exc}"
+        error_file = Path(output_dir) / ERROR_FILE
+        error_file.parent.mkdir(parents=True, exist_ok=True)
+        error_file.write_text(reason + "\n")
+        pipes.log.error(f"training failed: {reason}")
+        if isinstance(exc, permanent_errors()):
+            raise PermanentTrainingError(reason) from exc
+        raise
+
+
 def run_pipes() -> int:
-    """Train with the extras of the Dagster Pipes context and report the materialization."""
+    """Train with the extras of the Dagster Pipes context and report the materialization
+    (or run the ``job`` the extras name, which reports custom messages)."""
     from dagster_pipes import open_dagster_pipes
 
     with open_dagster_pipes() as pipes:
-        missing = [k for k in ("train_path", "output_dir") if not pipes.extras.get(k)]
+        job = pipes.extras.get(JOB_EXTRA)
+        required = ("output_dir",) if job else ("train_path", "output_dir")
+        missing = [k for k in required if not pipes.extras.get(k)]
         if missing:
-            raise ValueError(f"Pipes extras lack {missing}; got {sorted(pipes.extras)}")
-        error_file = Path(pipes.extras["output_dir"]) / ERROR_FILE
-        try:
-            metrics = _train(
+            raise PermanentTrainingError(f"Pipes extras lack {missing}; got {sorted(pipes.extras)}")
+        if job:
+            run = _job(job)
+            _guarded(
+                pipes,
+                pipes.extras["output_dir"],
+                lambda: run(pipes.extras, pipes.log.info, pipes.report_custom_message),
+            )
+            return 0
+        metrics = _guarded(
+            pipes,
+            pipes.extras["output_dir"],
+            lambda: _train(
                 pipes.extras["train_path"],
                 pipes.extras.get("validation_path"),
                 pipes.extras["output_dir"],
@@ -190,15 +242,8 @@ def run_pipes() -> int:
                 pipes.extras.get("params") or {},
                 pipes.log.info,
                 pipes.extras.get("task_type") or "classification",
-            )
-        except Exception as exc:  # leave the reason where a person can read it
-            reason = f"{type(exc).__name__}: {exc}"
-            error_file.parent.mkdir(parents=True, exist_ok=True)
-            error_file.write_text(reason + "\n")
-            pipes.log.error(f"training failed: {reason}")
-            if isinstance(exc, permanent_errors()):
-                raise PermanentTrainingError(reason) from exc
-            raise
+            ),
+        )
         pipes.report_asset_materialization(
             metadata=pipes_metadata(metrics), data_version=metrics["data_version"]
         )

@@ -2,10 +2,19 @@
 raw, filtered, reviewed and verified data and on three baselines of the verified size
 (random, longest, suspect queue after review), scored on the same held-out verified split.
 
+The rungs are trained by Dagster Pipes sessions of the fine-tune's own script, run by the
+same ``training_client`` (a subprocess, or a GPU pod): the head trainer's rungs share one
+session (it embeds every text once), fine-tuned rungs get one each; after a failed shared
+session every rung runs alone, so the rung that fails is the one whose session Pipes
+reports failed (``curation.evaluation.ladder_sessions``). A failed rung is a row with the
+error Pipes reported and fails the check ``rungs_trained``; the other rungs keep their
+scores. If the embedding or every rung fails, the asset fails.
+
 The table and a plot are the asset's metadata (visible in the UI) and the warehouse table
 ``quality_ladder``. Nothing downstream depends on it: it never blocks the fine-tune.
 """
 
+import shutil
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -14,9 +23,33 @@ from dagster_duckdb import DuckDBResource
 from curation_assets.config import Settings
 from curation_assets.curation.expectations import Validation, expect
 from curation_assets.curation.training import registry
-from curation_assets.defs.resources import GPU_POOL, DecisionStoreResource, SettingsParam
+from curation_assets.defs.resources import (
+    GPU_POOL,
+    DecisionStoreResource,
+    SettingsParam,
+    TrainingClientResource,
+)
 from curation_assets.defs.shared.checks import gx_suite_check
 from curation_assets.defs.shared.metadata import as_table, image, rounded
+
+#: The asset's own check: every trainable rung was trained (a failed Pipes session fails it).
+RUNGS_CHECK = "rungs_trained"
+
+
+def session_runner(context: dg.AssetExecutionContext, training_client: TrainingClientResource):
+    """The ladder's ``RunSession``: one Pipes launch, its custom messages or its failure as
+    Pipes reported it."""
+    from curation_assets.curation.evaluation.ladder_sessions import ReportedError, SessionOutcome
+    from curation_assets.defs.training.assets import launch_training
+
+    def run(launch) -> SessionOutcome:
+        invocation, reported, exc = launch_training(context, training_client, launch)
+        if invocation is not None:
+            return SessionOutcome(list(invocation.get_custom_messages()))
+        error = ReportedError(reported.cls_name, reported.message or "") if reported else None
+        return SessionOutcome(failed=True, error=error, detail=str(exc))
+
+    return run
 
 
 @dg.asset(
@@ -24,19 +57,30 @@ from curation_assets.defs.shared.metadata import as_table, image, rounded
     description=(
         "Validation accuracy of one model trained with one compute budget on each stage's "
         "data (raw, filtered, reviewed, verified) and on random-N, longest-N and "
-        "suspect-queue-N baselines, all on the held-out verified split; table and plot."
+        "suspect-queue-N baselines, all on the held-out verified split; table and plot. "
+        "Each rung is a Pipes session of the fine-tune's training script."
     ),
     kinds={"pytorch", "duckdb"},
     pool=GPU_POOL,
+    check_specs=[
+        dg.AssetCheckSpec(
+            RUNGS_CHECK,
+            asset="quality_ladder",
+            description="Every rung with at least 2 labels was trained: a rung whose Pipes "
+            "session failed is named, with the error class and message Pipes reported.",
+        )
+    ],
 )
 def quality_ladder(
     context: dg.AssetExecutionContext,
     duckdb: DuckDBResource,
     decision_store: DecisionStoreResource,
     settings: SettingsParam,
+    training_client: TrainingClientResource,
 ) -> dg.MaterializeResult:
     from curation_assets.curation.evaluation.ladder_rungs import build_rungs, validation_rows
-    from curation_assets.curation.evaluation.ladder_training import ladder_plot_png, run_ladder
+    from curation_assets.curation.evaluation.ladder_sessions import LadderError, prepare_ladder
+    from curation_assets.curation.evaluation.ladder_training import ladder_plot_png
     from curation_assets.curation.training.params import TrainParams, normalize_task
     from curation_assets.defs.training.assets import train_params
 
@@ -46,7 +90,10 @@ def quality_ladder(
             f"{settings.task_type!r} it is not implemented yet (nothing was trained)"
         )
         context.log.warning(note)
-        return dg.MaterializeResult(metadata={"note": note, "dagster/row_count": 0})
+        return dg.MaterializeResult(
+            metadata={"note": note, "dagster/row_count": 0},
+            check_results=[dg.AssetCheckResult(check_name=RUNGS_CHECK, passed=True)],
+        )
     decided = decision_store.load_all()
     with duckdb.get_connection() as con:
         try:
@@ -57,25 +104,36 @@ def quality_ladder(
     if not validation:
         raise dg.Failure("verified has no validation rows to score the ladder on")
     params = TrainParams.from_dict(train_params(settings))
-    results = run_ladder(
-        [
-            {
-                "name": r.name,
-                "description": r.description,
-                "rows": r.rows,
-                "human_hours": round(r.human_seconds / 3600, 3),
-                "expert_hours": round(r.expert_seconds / 3600, 3),
-                "removed_validation_rows": r.removed_validation_rows,
-                "note": r.note,
-            }
-            for r in rungs
-        ],
-        validation,
-        settings.base_model,
-        trainer=settings.ladder_trainer,
-        steps=settings.ladder_steps,
-        params=params,
-    )
+    folder = settings.data_dir / "ladder" / context.run.run_id  # where a pod sees it too
+    try:
+        plan = prepare_ladder(
+            [
+                {
+                    "name": r.name,
+                    "description": r.description,
+                    "rows": r.rows,
+                    "human_hours": round(r.human_seconds / 3600, 3),
+                    "expert_hours": round(r.expert_seconds / 3600, 3),
+                    "removed_validation_rows": r.removed_validation_rows,
+                    "note": r.note,
+                }
+                for r in rungs
+            ],
+            validation,
+            settings.base_model,
+            folder,
+            trainer=settings.ladder_trainer,
+            steps=settings.ladder_steps,
+            params=params,
+        )
+        plan.drive(session_runner(context, training_client), context.log.info)
+    except ValueError as exc:  # nothing to train on, an unknown trainer: no retry helps
+        raise dg.Failure(str(exc), allow_retries=False) from exc
+    except LadderError as exc:
+        raise dg.Failure(str(exc), allow_retries=not exc.permanent) from exc
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    results = plan.results
     created = datetime.now(UTC).replace(tzinfo=None)
     table = [
         {
@@ -93,6 +151,8 @@ def quality_ladder(
             "steps": int(r["steps"]),
             "batch_size": int(r["batch_size"]),
             "seconds": float(r["seconds"]),
+            "status": r["status"],
+            "error": r["error"],
             "note": r["note"],
             "base_model": settings.base_model,
             "run_id": context.run.run_id,
@@ -104,10 +164,11 @@ def quality_ladder(
         registry.write_ladder(con, table)
     for r in results:
         accuracy = r["validation_accuracy"]
-        context.log.info(
-            f"ladder {r['name']}: {r['size']} examples -> "
-            + ("skipped" if accuracy is None else f"accuracy {accuracy:.3f}")
-        )
+        outcome = r["status"] if accuracy is None else f"accuracy {accuracy:.3f}"
+        context.log.info(f"ladder {r['name']}: {r['size']} examples -> {outcome}")
+    failed = {r["name"]: r["error"] for r in plan.with_status("failed")}
+    if failed:
+        context.log.error(f"ladder rungs failed (the others are kept): {failed}")
     first = results[0]
     rungs = [
         {
@@ -118,6 +179,7 @@ def quality_ladder(
             "expert_hours": float(r.get("expert_hours") or 0.0),
             "validation_accuracy": r.get("validation_accuracy"),
             "macro_f1": r.get("validation_macro_f1"),
+            "status": r["status"],
         }
         for r in results
     ]
@@ -133,8 +195,25 @@ def quality_ladder(
             "accuracy_by_dataset": dg.MetadataValue.json(
                 {r["name"]: rounded(r["validation_accuracy"]) for r in results}
             ),
+            "failed_rungs": dg.MetadataValue.json(failed),
+            "pipes_sessions": plan.sessions,
             "dagster/row_count": len(results),
-        }
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=RUNGS_CHECK,
+                passed=not failed,
+                metadata={
+                    "failed_rungs": dg.MetadataValue.json(failed),
+                    "trained": len(plan.with_status("trained")),
+                },
+                description=(
+                    "every trainable rung trained"
+                    if not failed
+                    else f"{len(failed)} rung(s) failed: " + ", ".join(failed)
+                ),
+            )
+        ],
     )
 
 

@@ -18,6 +18,7 @@ from curation_assets.config import Settings
 from curation_assets.curation import publish
 from curation_assets.curation.expectations import Validation, expect
 from curation_assets.curation.training import artifacts, registry
+from curation_assets.curation.training.launch import TrainingLaunch
 from curation_assets.curation.training.pipes_train import PermanentTrainingError
 from curation_assets.defs.automation.conditions import ON_NEW_PASSING_DATA
 from curation_assets.defs.resources import GPU_POOL, SettingsParam, TrainingClientResource
@@ -98,6 +99,30 @@ def _no_retry(message: str, **metadata: object) -> dg.Failure:
     return dg.Failure(description=message, metadata=dict(metadata), allow_retries=False)
 
 
+def launch_training(
+    context: dg.AssetExecutionContext,
+    training_client: TrainingClientResource,
+    launch: TrainingLaunch,
+) -> tuple[Any, Any, Exception | None]:
+    """Run ``launch`` with the training client and wait: ``(invocation, None, None)`` when
+    it succeeded; ``(None, reported, error)`` when it failed, ``reported`` being the
+    exception its Pipes session closed with (:func:`pipes_exception`, None when the process
+    never reported one) and ``error`` what the client raised. A misconfigured client is
+    refused with a failure that is not retried."""
+    try:
+        client = training_client.pipes_client()
+        run_kwargs = training_client.run_kwargs(launch)
+    except dg.DagsterInvariantViolationError as exc:  # a misconfigured target: no retry
+        raise _no_retry(f"training_client: {exc}") from exc
+    cursor = engine_event_cursor(context)
+    try:
+        return client.run(context=context, **run_kwargs), None, None
+    except Exception as exc:
+        # Pipes clients raise DagsterPipesExecutionError, which dagster does not export;
+        # whatever was raised, this attempt's own Pipes report says whether a retry can help
+        return None, pipes_exception(context, after=cursor), exc
+
+
 @dg.asset(
     deps=["verified"],
     description=(
@@ -159,18 +184,8 @@ def fine_tuned_model(
         params,
         report_convergence_check=True,
     )
-    try:
-        client = training_client.pipes_client()
-        run_kwargs = training_client.run_kwargs(launch)
-    except dg.DagsterInvariantViolationError as exc:  # a misconfigured target: no retry
-        raise _no_retry(f"training_client: {exc}") from exc
-    cursor = engine_event_cursor(context)
-    try:
-        invocation = client.run(context=context, **run_kwargs)
-    except Exception as exc:
-        # Pipes clients raise DagsterPipesExecutionError, which dagster does not export;
-        # whatever was raised, this attempt's own Pipes report says whether a retry can help
-        reported = pipes_exception(context, after=cursor)
+    invocation, reported, exc = launch_training(context, training_client, launch)
+    if invocation is None:
         reason = f"{reported.cls_name}: {reported.message}".strip() if reported else str(exc)
         if reported and reported.cls_name == PermanentTrainingError.__name__:
             message = f"the training script refused: {reported.message.strip()}"
