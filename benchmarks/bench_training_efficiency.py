@@ -6,11 +6,20 @@ the only difference is how batches are formed:
 
 - plain: ``transformers.Trainer`` with default settings, a random sampler and padding to the
   longest example in each batch (``DataCollatorForSeq2Seq``), no packing;
-- product: ``curation.training.sft.train_sft`` (length-bucketed batches under a token
-  budget, ``packing`` ``bucket``; ``--modes bucket,pack`` adds padding-free packing).
+- product: ``curation.training.sft.train_sft`` (TRL's ``SFTTrainer`` on the tokenized
+  ``datasets.Dataset``, length-bucketed batches under a token budget, ``packing``
+  ``bucket``; ``--modes bucket,pack`` adds padding-free rows);
+- TRL alone (``--trl-modes``): ``trl.SFTTrainer`` on a conversational prompt/completion
+  dataset that TRL tokenizes itself (``completion_only_loss``): ``default`` (random
+  batches padded to the longest) and ``bfd`` (``packing=True``, best-fit-decreasing rows of
+  ``--max-length`` tokens, padding-free; as many rows a step as hold the tokens of
+  ``--batch-size`` mean examples, so a step sees about the same tokens).
 
-Reported: padding efficiency (real tokens / tokens processed) and real tokens per second of
-``trainer.train()``, with the load average before and after (the cores may be shared).
+Reported: padding efficiency (real tokens / tokens processed), real tokens per second of
+``trainer.train()`` and per CPU-second of this process (the product's CPU seconds also hold
+its model loading, tokenization and saving, about a second), the cores other processes kept
+busy meanwhile, and the load average before and after (the cores may be shared: the CPU
+figures move less with the load than the wall-clock ones).
 Data: instruction/response pairs read from ``--data`` (JSONL files with
 ``instruction``/``input``/``output``, e.g. the alpaca-libre and self-instruct files of the
 shared data folder, read-only); the tokenizer is trained on them locally (byte-level BPE with
@@ -37,10 +46,21 @@ DEFAULT_DATA = [
 ]
 #: The Markdown table printed after the JSON summary.
 TABLE = common.Table(
-    ["path", "padding efficiency", "real tokens/s", "vs plain", "seconds", "train loss"],
+    [
+        "path",
+        "padding efficiency",
+        "real tokens/s",
+        "vs plain",
+        "tokens/CPU-s",
+        "vs plain (CPU)",
+        "seconds",
+        "other cores busy",
+        "train loss",
+    ],
     "| {path} | {padding_efficiency:.3f} | {real_tokens_per_second:.0f} | "
-    "{tokens_per_second_vs_plain:.2f}x | {seconds:.1f} | {train_loss} |",
-    align="lrrrrr",
+    "{tokens_per_second_vs_plain:.2f}x | {real_tokens_per_cpu_second:.0f} | "
+    "{tokens_per_cpu_second_vs_plain:.2f}x | {seconds:.1f} | {other_cores:.1f} | {train_loss} |",
+    align="lrrrrrrrr",
 )
 
 
@@ -118,11 +138,12 @@ def run_plain(base: Path, rows: list[dict[str, str]], args: argparse.Namespace) 
             train_dataset=features,
             data_collator=collate,
         )
-        with common.Timer() as timer:
+        with common.Timer(machine=True) as timer:
             result = trainer.train()
     real, seconds = collate.real_tokens, timer.wall
     return {
         "path": "plain Trainer (random batches, pad to longest)",
+        **cpu_figures(real, timer),
         "seconds": round(seconds, 2),
         "real_tokens": real,
         "processed_tokens": collate.processed_tokens,
@@ -130,6 +151,16 @@ def run_plain(base: Path, rows: list[dict[str, str]], args: argparse.Namespace) 
         "real_tokens_per_second": round(real / seconds, 1),
         "train_loss": round(float(result.training_loss), 4),
         "steps": int(trainer.state.global_step),
+    }
+
+
+def cpu_figures(real_tokens: int, timer: common.Timer) -> dict[str, float]:
+    """CPU seconds of this process and real tokens per CPU-second (steadier than wall time
+    when other jobs share the cores), and how many cores other processes kept busy."""
+    return {
+        "cpu_seconds": round(timer.cpu, 2),
+        "real_tokens_per_cpu_second": round(real_tokens / timer.cpu, 1),
+        "other_cores": round(timer.other_cores, 2),
     }
 
 
@@ -149,10 +180,11 @@ def run_product(
         weight_decay=0.0,
         warmup_ratio=0.0,
     )
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as out, common.Timer(machine=True) as timer:
         m = train_sft(rows, [], str(base), out, params)
     return {
         "path": f"product train_sft (packing={mode})",
+        **cpu_figures(m["train_tokens"], timer),
         "seconds": m["train_seconds"],
         "real_tokens": m["train_tokens"],
         "processed_tokens": m["processed_tokens"],
@@ -160,6 +192,77 @@ def run_product(
         "real_tokens_per_second": m["tokens_per_second"],
         "train_loss": round(m["train_loss"], 4),
         "steps": m["steps"],
+    }
+
+
+def run_trl(
+    base: Path, rows: list[dict[str, str]], args: argparse.Namespace, mode: str, mean_tokens: float
+) -> dict[str, Any]:
+    """``trl.SFTTrainer`` as its documentation drives it: TRL tokenizes and masks the pairs."""
+    import math
+
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    from curation_assets.curation.training.sft import TokenCountingCollator, load_tokenizer
+
+    set_seed(args.seed)
+    tokenizer = load_tokenizer(str(base))
+    dataset = Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": r["prompt"]}],
+                "completion": [{"role": "assistant", "content": r["response"]}],
+            }
+            for r in rows
+        ]
+    )
+    packed = mode == "bfd"
+    batch = (
+        math.ceil(args.batch_size * mean_tokens / args.max_length) if packed else args.batch_size
+    )
+    collate = None if packed else TokenCountingCollator(int(tokenizer.pad_token_id))
+    with tempfile.TemporaryDirectory() as scratch:
+        config = SFTConfig(
+            scratch,
+            per_device_train_batch_size=batch,
+            **common.QUIET_TRAINING,
+            bf16=common.bf16_available(),
+            use_cpu=not torch.cuda.is_available(),
+            num_train_epochs=args.epochs,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+            activation_checkpointing=False,  # TRL's default is on
+            max_length=args.max_length,
+            packing=packed,
+            packing_strategy="bfd",
+            completion_only_loss=True,
+        )
+        trainer = SFTTrainer(
+            model=AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32),
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            data_collator=collate,
+        )
+        with common.Timer(machine=True) as timer:
+            result = trainer.train()
+    if packed:  # padding-free rows: every token is real
+        real = processed = int(sum(map(len, trainer.train_dataset["input_ids"])) * args.epochs)
+    else:
+        real, processed = collate.real_tokens, collate.processed_tokens
+    return {
+        "path": f"TRL SFTTrainer alone ({mode}, batch {batch}, TRL tokenizes)",
+        **cpu_figures(real, timer),
+        "seconds": round(timer.wall, 2),
+        "real_tokens": real,
+        "processed_tokens": processed,
+        "padding_efficiency": round(real / processed, 4),
+        "real_tokens_per_second": round(real / timer.wall, 1),
+        "train_loss": round(float(result.training_loss), 4),
+        "steps": int(trainer.state.global_step),
     }
 
 
@@ -176,12 +279,17 @@ def main() -> int:
     parser.add_argument("--vocab", type=int, default=8000)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--modes", default="bucket", help="product batching modes to time")
+    parser.add_argument("--trl-modes", default="", help="TRL alone: default and/or bfd")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL pings the Hub per trainer
     import torch
     import transformers
 
+    if args.threads:  # one thread moves less than two when other jobs share the cores
+        torch.set_num_threads(args.threads)
     common.quiet_transformers()
 
     load_before = os.getloadavg()
@@ -197,10 +305,18 @@ def main() -> int:
         params = sum(p.numel() for p in transformers.AutoModel.from_pretrained(base).parameters())
         results = [run_plain(base, rows, args)]
         results += [run_product(base, rows, args, mode) for mode in args.modes.split(",")]
+        mean_tokens = sum(lengths) / len(lengths)
+        results += [
+            run_trl(base, rows, args, mode, mean_tokens)
+            for mode in filter(None, args.trl_modes.split(","))
+        ]
     plain = results[0]
     for r in results:
         r["tokens_per_second_vs_plain"] = round(
             r["real_tokens_per_second"] / plain["real_tokens_per_second"], 2
+        )
+        r["tokens_per_cpu_second_vs_plain"] = round(
+            r["real_tokens_per_cpu_second"] / plain["real_tokens_per_cpu_second"], 2
         )
     lengths.sort()
     summary = {

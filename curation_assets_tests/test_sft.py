@@ -16,8 +16,10 @@ from curation_assets.curation.training.sft import (
     BucketBatchSampler,
     TokenCountingCollator,
     encode_pair,
+    encode_rows,
     evaluate_sft,
     load_sft_model,
+    make_trainer_class,
     train_sft,
 )
 from curation_assets_tests.tiny_models import build_tiny_causal_lm
@@ -88,6 +90,26 @@ def test_without_chat_template_a_plain_format_and_eos(plain_base: Path) -> None:
     n_prompt = sum(1 for x in enc["labels"] if x == IGNORE_INDEX)
     assert tok.decode(enc["input_ids"][:n_prompt]).endswith("### Response:\n")
     assert enc["labels"][-1] == tok.eos_token_id
+
+
+def test_rows_become_a_dataset_of_pairs_with_the_prompt_masked(lm_base: Path) -> None:
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(lm_base))
+    rows = [*TRAIN[:3], {"example_id": "long", "prompt": "colour " * 80, "response": "red"}]
+    dataset, truncated, dropped = encode_rows(tok, rows, 64, "train")
+    assert isinstance(dataset, Dataset) and (truncated, dropped) == (1, 0)
+    assert dataset.column_names == ["example_id", "input_ids", "labels"]
+    assert dataset["example_id"] == ["p000", "p001", "p002", "long"]
+    for row, source in zip(dataset, rows, strict=True):
+        assert row == {"example_id": source["example_id"], **{
+            k: v for k, v in encode_pair(tok, source["prompt"], source["response"], 64).items()
+            if k != "truncated"}}  # fmt: skip
+        answer = [t for t in row["labels"] if t != IGNORE_INDEX]
+        assert tok.decode(answer) == source["response"] + "<|im_end|>\n"
+        assert row["input_ids"][-len(answer) :] == answer  # only the response is a target
+    assert len(dataset[3]["input_ids"]) == 64
 
 
 def long_tailed_lengths(n: int, seed: int) -> list[int]:
@@ -178,11 +200,17 @@ def test_full_sft_learns_and_records_everything(tmp_path: Path, lm_base: Path) -
     assert metrics["padding_efficiency"] >= 0.9
     assert metrics["tokens_per_second"] > 0 and metrics["train_tokens"] > metrics["response_tokens"]
     assert metrics["steps"] == 6 * 9
+    # on the CPU the loss is the model's own, not TRL's fused LM head (2x slower there),
+    # which would log entropy and token accuracy with each loss
+    assert logs and not any("entropy" in entry for entry in logs)
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(lm_base))
     lengths = [len(encode_pair(tok, r["prompt"], r["response"], 64)["input_ids"]) for r in TRAIN]
     assert metrics["train_tokens"] == 6 * sum(lengths)  # every example once an epoch
+    # what SFTTrainer trained on: the response tokens (and end of turn) only, each epoch
+    answers = [encode_pair(tok, r["prompt"], r["response"], 64)["labels"] for r in TRAIN]
+    assert metrics["response_tokens"] == 6 * sum(x != IGNORE_INDEX for a in answers for x in a)
     assert 0.0 <= metrics["validation_exact_match"] <= 1.0
     assert metrics["validation_loss"] < losses[0]
     manifest = json.loads((tmp_path / "training_manifest.json").read_text())
@@ -209,6 +237,9 @@ def test_packed_rows_keep_examples_apart_in_training(tmp_path: Path, lm_base: Pa
         params = replace(TINY, packing=mode, batch_size=len(TRAIN), max_steps=1)
         metrics = train_sft(TRAIN, [], str(lm_base), tmp_path / mode, params)
         assert metrics["packing"] == mode and metrics["steps"] == 1
+        if mode == "pack":  # TRL's padding-free rows: no padding at all
+            assert metrics["padding_efficiency"] == 1.0
+            assert metrics["processed_tokens"] == metrics["train_tokens"]
         first_loss[mode] = metrics["loss_curve"][0][1]
         config = json.loads((tmp_path / mode / "config.json").read_text())
         assert config["use_cache"] is True  # saved as the base model had it
@@ -226,7 +257,11 @@ def test_lora_adapter_saves_small_and_reloads_to_the_same_outputs(
     metrics = train_sft(TRAIN, [], str(lm_base), tmp_path, params)
     assert metrics["trainable_parameters"] < metrics["parameters"]
     assert (tmp_path / "adapter_config.json").is_file()
+    assert (tmp_path / "adapter_model.safetensors").is_file()
     assert not (tmp_path / "model.safetensors").exists()  # only the adapter is saved
+    adapter = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert adapter["r"] == 4 and adapter["task_type"] == "CAUSAL_LM"
+    assert adapter["base_model_name_or_path"] == str(lm_base)
     assert "LoRA adapters" in (tmp_path / "MODEL_CARD.md").read_text()
     first, tok = load_sft_model(tmp_path)
     again, _ = load_sft_model(tmp_path)
@@ -239,6 +274,39 @@ def test_lora_adapter_saves_small_and_reloads_to_the_same_outputs(
         c = base.eval()(input_ids=ids).logits
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)  # the adapter changed the model
+
+
+def test_the_trainer_is_trl_and_takes_tokenized_features_without_a_tokenizer(
+    tmp_path: Path, lm_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As benchmarks/bench_gpu_mfu.py drives it: a list of features, a collator, a sampler;
+    and it sends TRL's usage ping nowhere."""
+    import trl.trainer.base_trainer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+    from trl import SFTTrainer
+
+    pings: list[dict] = []
+    monkeypatch.delenv("CI", raising=False)  # TRL skips the ping on CI
+    monkeypatch.setattr(trl.trainer.base_trainer, "send_telemetry", lambda **kw: pings.append(kw))
+
+    trainer_class = make_trainer_class()
+    assert issubclass(trainer_class, SFTTrainer)
+    tok = AutoTokenizer.from_pretrained(str(lm_base))
+    features = [encode_pair(tok, r["prompt"], r["response"], 64) for r in TRAIN[:16]]
+    features = [{"input_ids": f["input_ids"], "labels": f["labels"]} for f in features]
+    collate = TokenCountingCollator(int(tok.pad_token_id))
+    sampler = BucketBatchSampler([len(f["input_ids"]) for f in features], 8, seed=0)
+    args = TrainingArguments(str(tmp_path), max_steps=2, report_to="none", use_cpu=True)
+    trainer = trainer_class(
+        model=AutoModelForCausalLM.from_pretrained(str(lm_base)),
+        args=args,
+        train_dataset=features,
+        data_collator=collate,
+        batch_sampler=sampler,
+    )
+    trainer.train()
+    assert trainer.state.global_step == 2 and collate.examples == 16 and pings == []
+    assert collate.real_tokens == sum(len(f["input_ids"]) for f in features)
 
 
 def test_require_gpu_without_cuda_fails_clearly(tmp_path: Path, lm_base: Path) -> None:

@@ -62,6 +62,7 @@ def train_classifier(
     and returns the metrics. ``on_metrics`` receives every Trainer log dict (loss, lr, step...).
     """
     import torch
+    from datasets import Dataset
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -104,11 +105,9 @@ def train_classifier(
         model.config.pad_token_id = tokenizer.pad_token_id
     model = prepare_for_training(model, params, "classification")
 
+    # the hand-off to the Trainer: a datasets.Dataset of the tokenized rows and label ids
     encoded = tokenizer([e.text for e in train], truncation=True, max_length=params.max_length)
-    features = [
-        {**{key: encoded[key][i] for key in encoded}, "labels": label2id[e.label]}
-        for i, e in enumerate(train)
-    ]
+    features = Dataset.from_dict({**encoded, "labels": [label2id[e.label] for e in train]})
     with tempfile.TemporaryDirectory(prefix="trainer-") as scratch:
         on_gpu = device.startswith("cuda")
         args = TrainingArguments(

@@ -4,6 +4,7 @@ transformer) and the embedding cache in the warehouse."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -16,9 +17,13 @@ from curation_assets.curation.review.tables import EXAMPLE_EMBEDDINGS
 
 
 class SentenceEncoder:
-    """Mean-pooled, L2-normalized sentence embeddings from a transformers encoder.
+    """L2-normalized sentence embeddings from sentence-transformers' ``SentenceTransformer``.
 
-    Loaded lazily on first use (torch and transformers import only then); batched.
+    A sentence-transformers folder or hub id (the packaged all-MiniLM-L6-v2 is one) is
+    loaded with its own modules (MiniLM: mean pooling, then normalization); a plain
+    transformers folder (no ``modules.json``, e.g. the tests' tiny models) is mean-pooled
+    over its tokens. Inputs are cut at ``max_length`` tokens. Loaded lazily on first use
+    (torch and sentence-transformers import only then); batched, on the CPU.
     """
 
     def __init__(self, model: str, batch_size: int = 64, max_length: int = 128) -> None:
@@ -26,40 +31,35 @@ class SentenceEncoder:
         self.batch_size = batch_size
         self.max_length = max_length
         self._model = None
-        self._tokenizer = None
 
-    def _load(self) -> None:
-        from transformers import AutoModel, AutoTokenizer
+    def _load(self) -> Any:
+        from sentence_transformers import SentenceTransformer
 
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-        self._model = AutoModel.from_pretrained(self.model_name)
-        self._model.eval()
+        folder = Path(self.model_name)
+        if folder.is_dir() and not (folder / "modules.json").is_file():
+            from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+            word = Transformer(self.model_name, max_seq_length=self.max_length)
+            pool = Pooling(word.get_embedding_dimension(), "mean")
+            model = SentenceTransformer(modules=[word, pool], device="cpu")
+        else:
+            model = SentenceTransformer(self.model_name, device="cpu")
+        model.max_seq_length = self.max_length
+        return model
 
     def __call__(self, texts: list[str]) -> np.ndarray:
-        import torch
-
-        if self._model is None:
-            self._load()
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
-        chunks = []
-        with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                batch = self._tokenizer(  # type: ignore[misc]
-                    [texts[i] for i in order[start : start + self.batch_size]],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
-                hidden = self._model(**batch).last_hidden_state  # type: ignore[misc]
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                chunks.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
-        if not chunks:
+        if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        vectors = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float32)
-        vectors[order] = np.concatenate(chunks)
-        return vectors
+        if self._model is None:
+            self._model = self._load()
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
 
 
 @dataclass(frozen=True)

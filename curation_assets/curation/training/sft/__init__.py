@@ -1,18 +1,21 @@
-"""Supervised fine-tuning of a causal LM on (prompt -> response) pairs, with transformers.
+"""Supervised fine-tuning of a causal LM on (prompt -> response) pairs, with TRL's ``SFTTrainer``.
 
-The loss covers the response tokens only (prompt labels are -100). With a chat template
-the pair is rendered as a user turn and an assistant turn; without one, as
-``### Instruction: ... ### Response:``. Batches group examples of similar length under a
-token budget (``packing="bucket"``: at least 95% real tokens on realistic data, see
-benchmarks/RESULTS_training.md), or flatten them into one padding-free row
-(``packing="pack"``, for flash-attention on a GPU; correct but slower with sdpa on a CPU).
-Full fine-tune or LoRA; bf16 on a GPU that supports it, fp32 on the CPU. Plain Python, no
-Dagster; heavy imports inside functions.
+The warehouse rows become a ``datasets.Dataset`` of tokenized pairs whose loss covers the
+response tokens only (prompt labels are -100). With a chat template the pair is rendered
+as a user turn and an assistant turn; without one, as ``### Instruction: ... ###
+Response:``. Batches group examples of similar length under a token budget
+(``packing="bucket"``: at least 95% real tokens on realistic data, see
+benchmarks/RESULTS_training.md), or are flattened into one padding-free row by TRL's
+collator (``packing="pack"``, for flash-attention on a GPU; correct but slower with sdpa
+on a CPU). Full fine-tune or LoRA (a peft ``LoraConfig`` handed to ``SFTTrainer``); bf16
+on a GPU that supports it, fp32 on the CPU. Plain Python, no Dagster; heavy imports
+inside functions.
 
-Modules: ``data`` (tokenizer, prompt templates, encoding, the length-bucketed sampler and
-the token-counting collator), ``train`` (the causal-LM fine-tune, full or LoRA), ``evaluate``
-(held-out loss, exact match, generation, loading a saved model), ``card`` (the model card).
-This package exposes their public names (``sft.train_sft``, ``sft.evaluate_sft``, ...).
+Modules: ``data`` (tokenizer, prompt templates, encoding into a ``datasets.Dataset``, the
+length-bucketed sampler and the token-counting collator), ``train`` (the causal-LM
+fine-tune, full or LoRA), ``evaluate`` (held-out loss, exact match, generation, loading
+a saved model), ``card`` (the model card). This package exposes their public names
+(``sft.train_sft``, ``sft.evaluate_sft``, ...).
 """
 
 from curation_assets.curation.training.sft.data import (
@@ -23,6 +26,7 @@ from curation_assets.curation.training.sft.data import (
     BucketBatchSampler,
     TokenCountingCollator,
     encode_pair,
+    encode_rows,
     load_tokenizer,
     prompt_ids,
     resolve_sft_base_model,
@@ -35,7 +39,6 @@ from curation_assets.curation.training.sft.evaluate import (
     normalize_answer,
 )
 from curation_assets.curation.training.sft.train import (
-    encode_rows,
     load_causal_lm,
     make_trainer_class,
     packing_mode,

@@ -1,10 +1,13 @@
-"""SFT data: the tokenizer and prompt template, prompt/response pairs encoded with the loss
-on the response only, length-bucketed batches and a collator that counts real tokens."""
+"""SFT data: the tokenizer and prompt template, the warehouse rows as a ``datasets.Dataset``
+of prompt/response pairs encoded with the loss on the response only, token-budget length
+buckets, and TRL's collator with token counts."""
 
 import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+from curation_assets.curation.training.examples import read_examples
 
 #: What ``base_model="auto"`` means for SFT (needs a reachable hub; no causal LM is packaged).
 DEFAULT_SFT_HUB_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -78,6 +81,30 @@ def encode_pair(
         "labels": [IGNORE_INDEX] * len(head) + tail,
         "truncated": truncated,
     }
+
+
+def encode_rows(
+    tokenizer: Any, rows: Sequence[Mapping[str, Any]], max_length: int, split: str
+) -> tuple[Any, int, int]:
+    """(``datasets.Dataset`` of ``example_id``, ``input_ids``, ``labels``; truncated count;
+    dropped count) of the warehouse ``rows`` (``example_id``, ``prompt``, ``response``).
+
+    The hand-off to TRL's ``SFTTrainer``, which takes a tokenized dataset's ``labels`` as
+    they are: each pair is encoded by ``encode_pair`` (as evaluation and generation encode
+    it), and pairs with no response token within ``max_length`` are dropped.
+    """
+    from datasets import Dataset
+
+    features, truncated, dropped = [], 0, 0
+    for e in read_examples(rows, split):
+        encoded = encode_pair(tokenizer, e.text, e.label, max_length)
+        if encoded is None:
+            dropped += 1
+            continue
+        truncated += int(encoded.pop("truncated"))
+        features.append({"example_id": e.example_id, **encoded})
+    columns = ("example_id", "input_ids", "labels")
+    return Dataset.from_dict({c: [f[c] for f in features] for c in columns}), truncated, dropped
 
 
 class BucketBatchSampler:
@@ -163,49 +190,36 @@ class BucketBatchSampler:
 
 
 class TokenCountingCollator:
-    """Pads a batch to its longest example (or flattens it) and counts real/processed tokens."""
+    """TRL's ``DataCollatorForLanguageModeling`` that also counts the tokens it batches.
+
+    Pads a batch to its longest example (labels -100 on the padding, an attention mask),
+    or with ``flatten`` concatenates it into one padding-free row whose ``position_ids``
+    restart at each example (TRL's ``padding_free``; the first token of each example is
+    not a target). Counts examples, real tokens, processed tokens (real plus padding) and
+    response tokens (labels not -100), which TRL does not report.
+    """
 
     def __init__(self, pad_token_id: int, flatten: bool = False) -> None:
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
         self.pad_token_id = pad_token_id
         self.flatten = flatten
+        self._collate = DataCollatorForLanguageModeling(
+            pad_token_id=pad_token_id, padding_free=flatten
+        )
         self.examples = 0
         self.real_tokens = 0
         self.processed_tokens = 0
         self.response_tokens = 0
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        import torch
-
-        lengths = [len(f["input_ids"]) for f in features]
+        features = [{"input_ids": f["input_ids"], "labels": f["labels"]} for f in features]
+        batch = self._collate(features)
         self.examples += len(features)
-        self.real_tokens += sum(lengths)
-        self.response_tokens += sum(
-            sum(1 for x in f["labels"] if x != IGNORE_INDEX) for f in features
-        )
-        if self.flatten:  # one row; positions restart per example, so attention stays inside
-            ids = [t for f in features for t in f["input_ids"]]
-            labels = []
-            for f in features:  # the first token of each example predicts nothing
-                labels += [IGNORE_INDEX, *f["labels"][1:]]
-            positions = [p for n in lengths for p in range(n)]
-            self.processed_tokens += len(ids)
-            return {
-                "input_ids": torch.tensor([ids]),
-                "labels": torch.tensor([labels]),
-                "position_ids": torch.tensor([positions]),
-            }
-        width = max(lengths)
-        self.processed_tokens += width * len(features)
-        ids, labels, mask = [], [], []
-        for f, n in zip(features, lengths, strict=True):
-            ids.append([*f["input_ids"], *[self.pad_token_id] * (width - n)])
-            labels.append([*f["labels"], *[IGNORE_INDEX] * (width - n)])
-            mask.append([1] * n + [0] * (width - n))
-        return {
-            "input_ids": torch.tensor(ids),
-            "labels": torch.tensor(labels),
-            "attention_mask": torch.tensor(mask),
-        }
+        self.real_tokens += sum(len(f["input_ids"]) for f in features)
+        self.processed_tokens += int(batch["input_ids"].numel())
+        self.response_tokens += int((batch["labels"] != IGNORE_INDEX).sum())
+        return batch
 
     @property
     def padding_efficiency(self) -> float:

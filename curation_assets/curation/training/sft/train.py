@@ -1,4 +1,4 @@
-"""Causal-LM supervised fine-tuning (full or LoRA) with transformers' Trainer."""
+"""Causal-LM supervised fine-tuning (full or LoRA) with TRL's ``SFTTrainer``."""
 
 import tempfile
 import time
@@ -10,7 +10,11 @@ from typing import Any
 from curation_assets.curation.training import trainer_hooks
 from curation_assets.curation.training.artifacts import write_artifacts
 from curation_assets.curation.training.examples import data_version, read_examples
-from curation_assets.curation.training.lora import prepare_for_training, trainable_parameters
+from curation_assets.curation.training.lora import (
+    lora_config,
+    prepare_for_training,
+    trainable_parameters,
+)
 from curation_assets.curation.training.params import (
     TrainParams,
     device_and_precision,
@@ -20,7 +24,7 @@ from curation_assets.curation.training.sft.card import model_card
 from curation_assets.curation.training.sft.data import (
     BucketBatchSampler,
     TokenCountingCollator,
-    encode_pair,
+    encode_rows,
     load_tokenizer,
     resolve_sft_base_model,
 )
@@ -58,14 +62,50 @@ def load_causal_lm(model_path: str, bf16: bool, packing: str) -> Any:
 
 
 def make_trainer_class() -> type:
-    """A ``transformers.Trainer`` that draws training batches from a batch sampler."""
+    """TRL's ``SFTTrainer`` drawing training batches from a batch sampler (``batch_sampler``).
+
+    The loss is TRL's fused LM head (log-probabilities of the target tokens only, in
+    Triton tiles) on a CUDA or XPU device with Triton; elsewhere (the CPU) it is the
+    model's own loss, as transformers' ``Trainer`` computes it: TRL's torch fallback
+    scores every position with several vocabulary-wide temporaries and took 2x the time
+    of a training step here (benchmarks/RESULTS_training.md). Both are the mean over the
+    step's target tokens (``num_items_in_batch``).
+
+    Also takes a list of tokenized features as ``train_dataset`` (it becomes a
+    ``datasets.Dataset``) and, with a ``data_collator`` and no ``processing_class``, a
+    pad-only stand-in tokenizer: TRL insists on one even when it tokenizes nothing. Sends
+    no telemetry.
+    """
     from torch.utils.data import DataLoader
     from transformers import Trainer
+    from transformers.utils import is_triton_available
+    from trl import SFTTrainer
 
-    class SFTTrainer(Trainer):
+    class BatchSamplerSFTTrainer(SFTTrainer):
         def __init__(self, *args: Any, batch_sampler: Any = None, **kwargs: Any) -> None:
+            if isinstance(kwargs.get("train_dataset"), list):
+                from datasets import Dataset
+
+                kwargs["train_dataset"] = Dataset.from_list(kwargs["train_dataset"])
+            if kwargs.get("processing_class") is None and kwargs.get("data_collator"):
+                kwargs["processing_class"] = _pad_only_tokenizer()
             super().__init__(*args, **kwargs)
             self.batch_sampler = batch_sampler
+
+        def _send_telemetry(self) -> None:
+            """No usage ping to the Hugging Face Hub (TRL sends one per trainer it builds
+            unless ``HF_HUB_DISABLE_TELEMETRY`` is set): a curation run reports nowhere."""
+
+        def compute_loss(
+            self,
+            model: Any,
+            inputs: Any,
+            return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:
+            if is_triton_available() and self.args.device.type in ("cuda", "xpu"):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
         def get_train_dataloader(self) -> Any:
             if self.batch_sampler is None:
@@ -78,22 +118,15 @@ def make_trainer_class() -> type:
             )
             return self.accelerator.prepare(loader)
 
-    return SFTTrainer
+    return BatchSamplerSFTTrainer
 
 
-def encode_rows(
-    tokenizer: Any, rows: Sequence[Mapping[str, Any]], max_length: int, split: str
-) -> tuple[list[dict[str, Any]], int, int]:
-    """(features, truncated count, dropped count) of ``rows``."""
-    features, truncated, dropped = [], 0, 0
-    for e in read_examples(rows, split):
-        encoded = encode_pair(tokenizer, e.text, e.label, max_length)
-        if encoded is None:
-            dropped += 1
-            continue
-        truncated += int(encoded.pop("truncated"))
-        features.append(encoded)
-    return features, truncated, dropped
+def _pad_only_tokenizer() -> Any:
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = Tokenizer(models.WordLevel({"<pad>": 0}, unk_token="<pad>"))
+    return PreTrainedTokenizerFast(tokenizer_object=vocab, pad_token="<pad>")
 
 
 def train_sft(
@@ -112,7 +145,8 @@ def train_sft(
     padding efficiency, validation loss and exact match).
     """
     import torch
-    from transformers import PrinterCallback, TrainingArguments, set_seed
+    from transformers import PrinterCallback, set_seed
+    from trl import SFTConfig
 
     params = params or TrainParams()
     device, bf16 = device_and_precision(params)
@@ -130,56 +164,56 @@ def train_sft(
 
     set_seed(params.seed)
     tokenizer = load_tokenizer(model_path)
-    features, truncated, dropped = encode_rows(tokenizer, train_rows, params.max_length, "train")
-    if not features:
+    dataset, truncated, dropped = encode_rows(tokenizer, train_rows, params.max_length, "train")
+    if not len(dataset):
         raise ValueError("no training example keeps a response token within max_length")
     model = load_causal_lm(model_path, bf16, mode)
-    config, use_cache = model.config, model.config.use_cache  # the Trainer turns it off
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-    model = prepare_for_training(model, params, "sft")
-    trainable, total = trainable_parameters(model)
+    use_cache = model.config.use_cache  # the Trainer turns it off
+    model = prepare_for_training(model, params, "sft", wrap_lora=False)  # SFTTrainer wraps
 
+    # TRL's collator (padded, or one padding-free row in "pack" mode) with token counts
     collator = TokenCountingCollator(int(tokenizer.pad_token_id), flatten=mode == "pack")
     sampler = (
-        BucketBatchSampler([len(f["input_ids"]) for f in features], params.batch_size, params.seed)
+        BucketBatchSampler(
+            [len(ids) for ids in dataset["input_ids"]], params.batch_size, params.seed
+        )
         if mode == "bucket"
         else None
     )
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory(prefix="sft-") as scratch:
-        args = TrainingArguments(
+        args = SFTConfig(
             **trainer_arguments(
-                params, scratch, trainer_hooks.logging_steps(params, len(features)), on_gpu, bf16
+                params, scratch, trainer_hooks.logging_steps(params, len(dataset)), on_gpu, bf16
             ),
-            remove_unused_columns=False,
-            # no KV cache: with one, transformers skips the per-example mask it builds from
-            # position_ids (sdpa, eager) and flattened examples would attend to each other
-            use_cache=False,
+            activation_checkpointing=False,  # TRL turns it on by default: 20-30% slower steps
+            max_length=None,  # encode_rows truncated each pair (the prompt from the left)
         )
         trainer = make_trainer_class()(
             model=model,
             args=args,
-            train_dataset=features,
+            train_dataset=dataset.select_columns(["input_ids", "labels"]),
             data_collator=collator,
             processing_class=tokenizer,
             callbacks=[trainer_hooks.forward_metrics(on_metrics)],
+            peft_config=lora_config(params, "sft") if params.lora else None,
             batch_sampler=sampler,
         )
         trainer.remove_callback(PrinterCallback)
+        trainable, total = trainable_parameters(trainer.model)
         started = time.perf_counter()
         result = trainer.train()
         train_seconds = time.perf_counter() - started
         model = trainer.model
-        config.use_cache = use_cache  # as the base model had it, for generation
+        model.config.use_cache = use_cache  # as the base model had it, for generation
         model.save_pretrained(str(output_dir))  # with LoRA: the adapter only
     tokenizer.save_pretrained(str(output_dir))
 
     metrics: dict[str, Any] = {
         "task_type": "sft",
         **trainer_hooks.loss_metrics(trainer, result),
-        "train_examples": len(features),
+        "train_examples": len(dataset),
         "truncated_examples": truncated,
         "dropped_examples": dropped,
         "validation_examples": len(validation),
@@ -219,7 +253,7 @@ def train_sft(
         "packing": mode,
         "seed": params.seed,
         "data_version": version,
-        "train_examples": len(features),
+        "train_examples": len(dataset),
         "validation_examples": len(validation),
     }
     write_artifacts(output_dir, manifest, metrics, device, model_card)
