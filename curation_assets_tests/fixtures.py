@@ -14,7 +14,6 @@ import duckdb
 import pandas as pd
 
 from curation_assets.config import Settings
-from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.curation.records import example_id
 
 #: The repository's root: the dagster.yaml and workspace.yaml that Dagster is started with.
@@ -246,9 +245,12 @@ def filter_inbox(settings: Settings) -> duckdb.DuckDBPyConnection:
     from curation_assets.defs.filtering.assets import filter_config
 
     con = duckdb.connect(str(settings.warehouse))
-    for i, path in enumerate(intake.list_inbox(settings.inbox)):
-        result = intake.read_file(path, settings.column_mapping, settings.max_record_bytes)
-        intake.store_batch(con, result, datetime(2026, 11, 25, 2, i))
-    ingest_tables.ensure_tables(con)
+    intake.store_inbox(
+        con,
+        settings.inbox,
+        settings.column_mapping,
+        settings.max_record_bytes,
+        datetime(2026, 11, 25, 2, 0),
+    )
     filter_stage.run_stage(con, filter_config(settings))
     return con

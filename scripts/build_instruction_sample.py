@@ -479,17 +479,19 @@ def run_pipeline(settings, decisions_file: Path | None):
 
     from curation_assets.curation.filtering import filter_stage
     from curation_assets.curation.ingest import intake
-    from curation_assets.curation.ingest import tables as ingest_tables
     from curation_assets.curation.review import decisions, review_stage
     from curation_assets.defs.filtering.assets import filter_config
     from curation_assets.defs.review.assets import queue_config
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(settings.warehouse))
-    for i, path in enumerate(intake.list_inbox(settings.inbox)):
-        result = intake.read_file(path, settings.column_mapping, settings.max_record_bytes)
-        intake.store_batch(con, result, datetime(2026, 12, 15, 2, i))
-    ingest_tables.ensure_tables(con)
+    intake.store_inbox(
+        con,
+        settings.inbox,
+        settings.column_mapping,
+        settings.max_record_bytes,
+        datetime(2026, 12, 15, 2, 0),
+    )
     filter_stage.run_stage(con, filter_config(settings))
     if decisions_file is not None:
         decisions.import_file(decisions_file, settings.decision_store)

@@ -39,7 +39,6 @@ import pyarrow.parquet as pq
 from curation_assets.config import Settings
 from curation_assets.curation.filtering import filter_stage
 from curation_assets.curation.ingest import intake
-from curation_assets.curation.ingest import tables as ingest_tables
 from curation_assets.curation.records import example_id
 from curation_assets.curation.review import decisions, review_stage
 
@@ -428,11 +427,13 @@ def pipeline_queues(
     ``filtered`` and ``review_queue`` assets of a first ``curation demo`` run (no Dagster
     run, no decisions), so the simulated people work exactly the queues the pipeline shows.
     """
-    started = datetime(2026, 11, 25, 2, 0)
-    for i, path in enumerate(intake.list_inbox(settings.inbox)):
-        result = intake.read_file(path, settings.column_mapping, settings.max_record_bytes)
-        intake.store_batch(con, result, started + timedelta(minutes=i))
-    ingest_tables.ensure_tables(con)
+    intake.store_inbox(
+        con,
+        settings.inbox,
+        settings.column_mapping,
+        settings.max_record_bytes,
+        datetime(2026, 11, 25, 2, 0),
+    )
     filter_stage.run_stage(con, filter_config(settings))
     empty = decisions.load_all(settings.decision_store)
     scoring = review_stage.build_review_queue(con, empty, queue_config(settings), _labels(settings))

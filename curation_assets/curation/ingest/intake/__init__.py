@@ -10,7 +10,8 @@ dangling or outside links) are refused as one quarantine row that says why.
 Modules: ``entries`` (what the inbox holds: batch keys, refusals, fingerprints),
 ``formats`` (the readers of JSONL/JSON, CSV/TSV, Parquet and saved HF datasets, each
 returning rows and quarantined units), ``reading`` (``read_file``: one entry into
-canonical records and quarantine rows), ``storing`` (``store_batch`` into the warehouse).
+canonical records and quarantine rows), ``storing`` (``store_batch`` into the warehouse,
+``store_inbox`` for a whole inbox at fixed times).
 This package exposes their public names (``intake.read_file``, ``intake.list_inbox``, ...).
 """
 
@@ -40,6 +41,7 @@ from curation_assets.curation.ingest.intake.reading import (
 )
 from curation_assets.curation.ingest.intake.storing import (
     store_batch,
+    store_inbox,
 )
 
 __all__ = [
@@ -62,4 +64,5 @@ __all__ = [
     "read_key",
     "refusal",
     "store_batch",
+    "store_inbox",
 ]
